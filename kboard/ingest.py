@@ -1,0 +1,272 @@
+"""The reader: follows log directories and feeds the store with only what is new.
+
+Every directory under a logdir that holds event files is a run, named by its path relative
+to the logdir (``.`` for the logdir itself), as TensorBoard names them. Each reload stats the
+known files, reads only bytes past each file's offset, and picks up new files and runs. A
+file that shrinks, is replaced or vanishes makes its run be read again from the start; a
+run whose directory is gone disappears.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from kboard.events import Datum, Kind, Restart, TagInfo, decode_record
+from kboard.records import DEFAULT_MAX_RECORD_BYTES, read_records
+from kboard.store import Problem, RunData, Sample, Store, WriteTxn
+
+log = logging.getLogger("kboard")
+
+EVENT_FILE_MARKER = "tfevents"
+
+
+def is_event_file(name: str) -> bool:
+    """Return True for a file name TensorBoard would read as an event file."""
+    return EVENT_FILE_MARKER in name
+
+
+def parse_logdir_spec(spec: str) -> dict[str, str]:
+    """Parse ``DIR`` or ``name1:path1,name2:path2`` into ``{run prefix: path}``."""
+    if "," not in spec and ":" not in spec:
+        return {"": spec}
+    entries: dict[str, str] = {}
+    for part in spec.split(","):
+        name, sep, path = part.partition(":")
+        if not sep or not name or not path:
+            raise ValueError(f"bad logdir entry {part!r}: expected name:path")
+        if name in entries:
+            raise ValueError(f"logdir name {name!r} is given twice")
+        entries[name] = path
+    return entries
+
+
+def run_name(prefix: str, relpath: str) -> str:
+    """Name a run as TensorBoard does: its path relative to the logdir, '/'-separated."""
+    rel = relpath.replace(os.sep, "/")
+    if not prefix:
+        return rel
+    return prefix if rel == "." else f"{prefix}/{rel}"
+
+
+@dataclass
+class FileState:
+    """How far one event file has been read."""
+
+    path: str
+    identity: tuple[int, int]  # (st_dev, st_ino)
+    offset: int = 0
+    size: int = 0
+    stopped: bool = False  # a fatal framing problem: retried only when the file grows
+
+
+@dataclass
+class RunState:
+    """The reader's state of one run: its files and the tag metadata seen so far."""
+
+    name: str
+    path: str
+    files: dict[str, FileState] = field(default_factory=dict)
+    tag_infos: dict[str, TagInfo] = field(default_factory=dict)
+
+
+@dataclass
+class ReloadReport:
+    """What one reload did."""
+
+    records: int = 0
+    bytes_read: int = 0
+    runs_added: list[str] = field(default_factory=list)
+    runs_removed: list[str] = field(default_factory=list)
+    runs_reread: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+class LogdirReader:
+    """Reads one or more logdirs incrementally into a :class:`Store`."""
+
+    def __init__(
+        self,
+        logdir: str | Mapping[str, str],
+        store: Store | None = None,
+        *,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    ) -> None:
+        self.roots = parse_logdir_spec(logdir) if isinstance(logdir, str) else dict(logdir)
+        self.store = store if store is not None else Store()
+        self.max_record_bytes = max_record_bytes
+        self._runs: dict[str, RunState] = {}
+        self._reload_lock = threading.Lock()
+
+    def missing_roots(self) -> list[str]:
+        """Return the logdir paths that do not exist (yet)."""
+        return [p for p in self.roots.values() if not os.path.isdir(p)]
+
+    def reload(self) -> ReloadReport:
+        """Read whatever is new on disk into the store."""
+        with self._reload_lock:
+            report = ReloadReport()
+            found = self._discover()
+            for name in sorted(set(self._runs) - set(found)):
+                del self._runs[name]
+                with self.store.write() as txn:
+                    txn.remove_run(name)
+                report.runs_removed.append(name)
+                log.info("run %s is gone", name)
+            for name, (path, files) in sorted(found.items()):
+                state = self._runs.get(name)
+                if state is None or state.path != path:
+                    state = self._runs[name] = RunState(name, path)
+                    report.runs_added.append(name)
+                self._reload_run(state, files, report)
+            return report
+
+    def _discover(self) -> dict[str, tuple[str, list[str]]]:
+        """Find ``{run name: (directory, [event file paths])}`` under every root."""
+        found: dict[str, tuple[str, list[str]]] = {}
+        for prefix, root in self.roots.items():
+            if not os.path.isdir(root):
+                continue
+            for dirpath, dirnames, filenames in os.walk(root, onerror=_log_walk_error):
+                dirnames.sort()
+                events = sorted(n for n in filenames if is_event_file(n))
+                if events:
+                    name = run_name(prefix, os.path.relpath(dirpath, root))
+                    found[name] = (dirpath, [os.path.join(dirpath, n) for n in events])
+        return found
+
+    def _reload_run(self, state: RunState, paths: list[str], report: ReloadReport) -> None:
+        stats: dict[str, os.stat_result] = {}
+        for path in paths:
+            try:
+                stats[path] = os.stat(path)
+            except OSError:
+                continue  # vanished between listing and stat: treated as gone below
+        reread = any(p not in stats for p in state.files) or any(
+            _must_reread(state.files[p], st) for p, st in stats.items() if p in state.files
+        )
+        if reread:
+            state.files.clear()
+            state.tag_infos.clear()
+            report.runs_reread.append(state.name)
+            log.info("run %s changed on disk; reading it again from the start", state.name)
+        batch = _RunBatch()
+        new_problems: list[Problem] = []
+        for path, st in stats.items():
+            fstate = state.files.get(path)
+            if fstate is None:
+                fstate = state.files[path] = FileState(path, (st.st_dev, st.st_ino))
+            if st.st_size == fstate.size and (fstate.offset == st.st_size or fstate.stopped):
+                continue  # nothing new
+            self._read_file(state, fstate, st.st_size, batch, new_problems, report)
+        if not (batch.ops or new_problems or reread or report.runs_added):
+            return
+        with self.store.write() as txn:
+            data = txn.run(state.name)
+            if reread:
+                data = RunData()
+                txn.replace_run(state.name, data)
+                for path in list(stats):
+                    txn.forget_problems(state.name, path)
+            batch.apply(txn, data)
+            for problem in new_problems:
+                if txn.report(problem):
+                    report.problems.append(problem)
+                    log.warning("%s: %s", problem.path, problem.message)
+
+    def _read_file(
+        self,
+        state: RunState,
+        fstate: FileState,
+        size: int,
+        batch: _RunBatch,
+        problems: list[Problem],
+        report: ReloadReport,
+    ) -> None:
+        try:
+            with open(fstate.path, "rb") as stream:
+                result = read_records(stream, fstate.offset, max_record_bytes=self.max_record_bytes)
+        except OSError as exc:
+            problems.append(Problem(state.name, fstate.path, fstate.offset, "io", str(exc)))
+            return
+        report.bytes_read += result.end_offset - fstate.offset
+        report.records += len(result.records)
+        fstate.offset = result.end_offset
+        fstate.size = size
+        fstate.stopped = result.stopped
+        for rp in result.problems:
+            problems.append(Problem(state.name, fstate.path, rp.offset, rp.kind, rp.message))
+        for index, record in enumerate(result.records):
+            items, decode_problems = decode_record(record, state.tag_infos)
+            for dp in decode_problems:
+                problems.append(
+                    Problem(state.name, fstate.path, -1, "decode", f"{dp.message} (record {index})")
+                )
+            for item in items:
+                batch.add(item)
+
+
+def _must_reread(fstate: FileState, st: os.stat_result) -> bool:
+    """A file replaced by another, or shorter than what was read, is read again."""
+    return (st.st_dev, st.st_ino) != fstate.identity or st.st_size < fstate.offset
+
+
+def _log_walk_error(exc: OSError) -> None:
+    log.warning("cannot list %s: %s", exc.filename, exc.strerror)
+
+
+class _RunBatch:
+    """New data of one run in file order, grouped for columnar appends.
+
+    Scalars are collected per tag into one group; a restart closes the group, so the restart
+    is applied between the values written before it and those written after it.
+    """
+
+    def __init__(self) -> None:
+        self.ops: list[Restart | Datum | dict[str, _ScalarGroup]] = []
+        self._scalars: dict[str, _ScalarGroup] | None = None
+        self.start_time: float | None = None
+
+    def add(self, item: Datum | Restart) -> None:
+        if self.start_time is None and item.wall_time > 0:
+            self.start_time = item.wall_time
+        if isinstance(item, Restart):
+            self._scalars = None
+            self.ops.append(item)
+        elif item.info.kind is Kind.SCALARS:
+            if self._scalars is None:
+                self._scalars = {}
+                self.ops.append(self._scalars)
+            group = self._scalars.get(item.tag)
+            if group is None:
+                group = self._scalars[item.tag] = _ScalarGroup(item.info)
+            group.steps.append(item.step)
+            group.walls.append(item.wall_time)
+            group.values.append(item.value)
+        else:
+            self.ops.append(item)
+
+    def apply(self, txn: WriteTxn, data: RunData) -> None:
+        if self.start_time is not None and (
+            data.start_time is None or self.start_time < data.start_time
+        ):
+            data.start_time = self.start_time
+        for op in self.ops:
+            if isinstance(op, Restart):
+                txn.restart(data, op.step)
+            elif isinstance(op, Datum):
+                txn.add_sample(data, op.tag, op.info, Sample(op.step, op.wall_time, op.value))
+            else:
+                for tag, group in op.items():
+                    txn.add_scalars(data, tag, group.info, group.steps, group.walls, group.values)
+
+
+@dataclass
+class _ScalarGroup:
+    info: TagInfo
+    steps: list[int] = field(default_factory=list)
+    walls: list[float] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)

@@ -1,0 +1,93 @@
+"""Fixtures that build real logdirs with real writers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kboard.records import encode_record
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+STEPS = 6
+
+
+def _tf():
+    return pytest.importorskip("tensorflow")
+
+
+@pytest.fixture(scope="session")
+def tf_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two runs written by real ``tf.summary``: scalars, images, histograms, text, audio."""
+    tf = _tf()
+    logdir = tmp_path_factory.mktemp("tf_logs")
+    rng = np.random.default_rng(0)
+    for run, scale in (("train", 1.0), ("eval", 2.0)):
+        writer = tf.summary.create_file_writer(str(logdir / run))
+        with writer.as_default():
+            for step in range(STEPS):
+                tf.summary.scalar("loss", scale / (step + 1), step=step)
+                tf.summary.scalar("metrics/accuracy", 1 - 0.1 * scale / (step + 1), step=step)
+                tf.summary.histogram("weights", rng.normal(scale, 1, 500), step=step)
+                tf.summary.image("samples", rng.random((2, 8, 6, 3)), step=step, max_outputs=2)
+                tf.summary.text("notes", f"**step** {step} of {run} — ünïcode", step=step)
+            tf.summary.audio("sound", rng.random((1, 100, 1)).astype("float32"), 8000, step=0)
+        writer.close()
+    return logdir
+
+
+@pytest.fixture(scope="session")
+def legacy_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run written by tensorboardX: legacy simple_value, Summary.Image and HistogramProto."""
+    tbx = pytest.importorskip("tensorboardX")
+    logdir = tmp_path_factory.mktemp("tbx_logs")
+    rng = np.random.default_rng(1)
+    with tbx.SummaryWriter(str(logdir / "torch_style")) as writer:
+        for step in range(STEPS):
+            writer.add_scalar("loss", 1.0 / (step + 1), step)
+            writer.add_histogram("hist", rng.normal(0, 1, 300), step)
+            writer.add_image("img", rng.random((3, 5, 7)), step)
+            writer.add_text("note", f"legacy text {step}", step)
+    return logdir
+
+
+def write_events(path: Path, events: list, *, append: bool = False) -> None:
+    """Write ``Event`` protos as framed records (the file_version event first when new)."""
+    from tensorboard.compat.proto import event_pb2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab" if append else "wb") as out:
+        if not append:
+            out.write(
+                encode_record(event_pb2.Event(file_version="brain.Event:2").SerializeToString())
+            )
+        for event in events:
+            out.write(encode_record(event.SerializeToString()))
+
+
+def scalar_event(
+    tag: str,
+    step: int,
+    value: float,
+    *,
+    wall_time: float | None = None,
+    with_metadata: bool = True,
+    legacy: bool = False,
+):
+    """Build one scalar ``Event`` the way tf.summary (or torch, with ``legacy``) writes it."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, types_pb2
+
+    wall = float(step) + 1000.0 if wall_time is None else wall_time
+    if legacy:
+        val = summary_pb2.Summary.Value(tag=tag, simple_value=value)
+    else:
+        tensor = tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_FLOAT, tensor_content=np.float32(value).tobytes()
+        )
+        val = summary_pb2.Summary.Value(tag=tag, tensor=tensor)
+        if with_metadata:
+            val.metadata.plugin_data.plugin_name = "scalars"
+    return event_pb2.Event(wall_time=wall, step=step, summary=summary_pb2.Summary(value=[val]))
