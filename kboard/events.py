@@ -232,13 +232,13 @@ def _decode_value(
     field = value.WhichOneof("value")
     meta = value.metadata if value.HasField("metadata") else None
     if field == "simple_value":
-        info = _info_for(tag, "scalars", meta, tag_infos)
+        info = _info_for(tag, "scalars", meta, tag_infos, legacy=True)
         return Datum(tag, info, step, wall_time, float(value.simple_value))
     if field == "histo":
-        info = _info_for(tag, "histograms", meta, tag_infos)
+        info = _info_for(tag, "histograms", meta, tag_infos, legacy=True)
         return Datum(tag, info, step, wall_time, _legacy_histogram(value.histo))
     if field == "image":
-        info = _info_for(tag, "images", meta, tag_infos)
+        info = _info_for(tag, "images", meta, tag_infos, legacy=True)
         img = value.image
         samples = ImageSamples(img.width, img.height, (img.encoded_image_string,))
         return Datum(tag, info, step, wall_time, samples)
@@ -258,8 +258,14 @@ def _info_for(
     default_plugin: str,
     meta: summary_pb2.SummaryMetadata | None,
     tag_infos: MutableMapping[str, TagInfo],
+    *,
+    legacy: bool = False,
 ) -> TagInfo:
-    """Return the remembered metadata of ``tag``, recording it on first sight."""
+    """Return the remembered metadata of ``tag``, recording it on first sight.
+
+    Legacy values get their tag as display name when they have none, as TensorBoard's
+    ``data_compat`` migration gives them.
+    """
     known = tag_infos.get(tag)
     if known is not None:
         return known
@@ -269,6 +275,8 @@ def _info_for(
         plugin = meta.plugin_data.plugin_name or default_plugin
         display_name = meta.display_name
         description = meta.summary_description
+    if legacy and not display_name:
+        display_name = tag
     info = TagInfo(PLUGIN_KINDS.get(plugin, Kind.OTHER), plugin, display_name, description)
     tag_infos[tag] = info
     return info

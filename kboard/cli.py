@@ -1,0 +1,190 @@
+"""The ``kboard`` command line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+
+import click
+
+from kboard import __version__
+from kboard.events import Kind, TagInfo
+from kboard.export import write_scalars_csv
+from kboard.ingest import LogdirReader, parse_logdir_spec
+from kboard.store import Store
+
+_KIND_ORDER = (Kind.SCALARS, Kind.IMAGES, Kind.HISTOGRAMS, Kind.TEXT, Kind.MODEL, Kind.OTHER)
+
+
+def _logdir_option(func):  # type: ignore[no-untyped-def]
+    return click.option(
+        "--logdir",
+        required=True,
+        metavar="DIR",
+        help="Directory of runs, or several as name1:path1,name2:path2.",
+    )(func)
+
+
+def load_logdir(logdir: str) -> LogdirReader:
+    """Read a logdir once, turning a bad spec or a missing directory into a CLI error."""
+    try:
+        roots = parse_logdir_spec(logdir)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    reader = LogdirReader(roots)
+    missing = reader.missing_roots()
+    if missing:
+        raise click.ClickException(f"logdir not found: {', '.join(missing)}")
+    reader.reload()
+    return reader
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="kboard")
+@click.option("-v", "--verbose", is_flag=True, help="Log what the reader does.")
+def cli(verbose: bool) -> None:
+    """kboard: a dashboard and toolkit for TensorBoard event files."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="kboard: %(levelname)s: %(message)s",
+    )
+
+
+@cli.command()
+@_logdir_option
+def inspect(logdir: str) -> None:
+    """List runs, tags, points and step ranges, and any problem found."""
+    reader = load_logdir(logdir)
+    click.echo(describe(reader.store))
+
+
+def describe(store: Store) -> str:
+    """Return a readable summary of everything in the store."""
+    lines: list[str] = []
+    runs = store.runs()
+    if not runs:
+        lines.append("No event files found (files named like events.out.tfevents.*).")
+    by_kind = {kind: store.tags(kind) for kind in _KIND_ORDER}
+    for run in runs:
+        lines.append(f"run {run}")
+        width = max((len(t) for tags in by_kind.values() for t in tags.get(run, {})), default=0)
+        for kind in _KIND_ORDER:
+            tags = by_kind[kind].get(run)
+            if not tags:
+                continue
+            lines.append(f"  {kind.value}")
+            for tag, info in sorted(tags.items()):
+                lines.append(f"    {tag:<{width}}  {_series_line(store, run, kind, tag, info)}")
+    problems = store.problems()
+    if problems:
+        lines.append("")
+        lines.append(f"problems ({len(problems)})")
+        for p in problems:
+            lines.append(f"  {p.run}: {os.path.basename(p.path)}: {p.message}")
+    return "\n".join(lines)
+
+
+def _series_line(store: Store, run: str, kind: Kind, tag: str, info: TagInfo) -> str:
+    if kind is Kind.SCALARS:
+        cols = store.scalars(run, tag)
+        count, steps = len(cols), cols.steps
+    else:
+        samples = store.samples(run, kind, tag)
+        count, steps = len(samples), [s.step for s in samples]
+    text = f"{count:>8} point{'' if count == 1 else 's'}"
+    if count:
+        text += f"  steps {steps[0]}..{steps[-1]}"
+    if kind is not Kind.SCALARS:
+        kept, seen = store.sample_counts(run, kind, tag)
+        if seen > kept:
+            text += f"  (kept {kept} of {seen})"
+    if kind is Kind.OTHER:
+        text += f"  plugin {info.plugin_name or '(none)'}"
+    return text
+
+
+@cli.command()
+@_logdir_option
+@click.option("-o", "--output", default="-", metavar="FILE", help="Output file, - for stdout.")
+@click.option("--runs", metavar="REGEX", help="Only runs whose name matches.")
+@click.option("--tags", metavar="REGEX", help="Only tags whose name matches.")
+def export(logdir: str, output: str, runs: str | None, tags: str | None) -> None:
+    """Export every scalar point as CSV: run,tag,step,wall_time,value."""
+    for pattern in (runs, tags):
+        if pattern:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise click.BadParameter(f"{pattern!r}: {exc}") from None
+    reader = load_logdir(logdir)
+    if output == "-":
+        write_scalars_csv(reader.store, sys.stdout, runs, tags)
+        return
+    try:
+        with open(output, "w", newline="", encoding="utf-8") as out:
+            count = write_scalars_csv(reader.store, out, runs, tags)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
+    click.echo(f"wrote {count} rows to {output}", err=True)
+
+
+@cli.command()
+@_logdir_option
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; 0.0.0.0 serves every interface (use with care).",
+)
+@click.option(
+    "--port",
+    default=6006,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on; if taken, the next free one is used and said so.",
+)
+@click.option(
+    "--reload-interval",
+    default=5.0,
+    show_default=True,
+    type=float,
+    metavar="SECONDS",
+    help="Poll the logdir this often (the fallback to watching).",
+)
+@click.option(
+    "--no-watch",
+    is_flag=True,
+    help="Do not watch the file system; rely on polling (network mounts).",
+)
+@click.option(
+    "--threads",
+    default=16,
+    show_default=True,
+    type=click.IntRange(2, 256),
+    help="Worker threads (each open page holds one for live updates).",
+)
+def serve(
+    logdir: str, host: str, port: int, reload_interval: float, no_watch: bool, threads: int
+) -> None:
+    """Serve the dashboard for a logdir until Ctrl-C."""
+    from kboard.serve import serve_forever
+
+    try:
+        parse_logdir_spec(logdir)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    serve_forever(
+        logdir,
+        host=host,
+        port=port,
+        reload_interval=reload_interval,
+        watch=not no_watch,
+        threads=threads,
+    )
+
+
+def main() -> None:
+    """Entry point of the ``kboard`` console script."""
+    cli(prog_name="kboard")
