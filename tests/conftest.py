@@ -91,3 +91,54 @@ def scalar_event(
         if with_metadata:
             val.metadata.plugin_data.plugin_name = "scalars"
     return event_pb2.Event(wall_time=wall, step=step, summary=summary_pb2.Summary(value=[val]))
+
+
+@pytest.fixture(scope="session")
+def mixed_logdir(
+    tmp_path_factory: pytest.TempPathFactory,
+    tf_logdir: Path,
+    legacy_logdir: Path,
+) -> Path:
+    """tf.summary runs, a tensorboardX run and a kboard-writer run in one logdir."""
+    import shutil
+
+    from kboard import SummaryWriter
+
+    logdir = tmp_path_factory.mktemp("mixed_logs")
+    for source in (tf_logdir, legacy_logdir):
+        for run in source.iterdir():
+            shutil.copytree(run, logdir / run.name)
+    with SummaryWriter(str(logdir / "kboard_writer")) as writer:
+        for step in range(STEPS):
+            writer.add_scalar("loss", 3.0 / (step + 1), step)
+            writer.add_scalar(
+                "odd", [float("nan"), float("inf"), -float("inf"), 1.5][step % 4], step
+            )
+            writer.add_histogram("w", np.linspace(-1, 1, 100) * (step + 1), step)
+    return logdir
+
+
+@pytest.fixture()
+def make_app():
+    """Build apps without live reloading (tests reload explicitly); stop any that went live."""
+    from kboard.app import create_app
+
+    apps = []
+
+    def build(logdir: Path | str, **kwargs):
+        kwargs.setdefault("live", False)
+        app = create_app(str(logdir), **kwargs)
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        live = app.extensions["kboard"].live
+        if live is not None:
+            live.stop()
+
+
+@pytest.fixture()
+def client(make_app, mixed_logdir: Path):
+    """A Flask test client over the mixed logdir."""
+    return make_app(mixed_logdir).test_client()

@@ -1,0 +1,112 @@
+"""The Flask application factory and the security rules every response follows."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException
+
+from kboard.ingest import LogdirReader
+from kboard.jsonutil import json_error
+from kboard.live import LiveReloader
+from kboard.store import Store
+
+log = logging.getLogger("kboard")
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+ANY_ADDRESS = frozenset({"0.0.0.0", "::", ""})
+
+
+@dataclass
+class KBoard:
+    """What the app serves: the reader, its store and the live reloader."""
+
+    reader: LogdirReader
+    live: LiveReloader | None
+    logdir: str
+    allowed_hosts: frozenset[str] | None  # None: any Host (bound to all interfaces)
+    plugins: list[str] = field(default_factory=list)
+
+    @property
+    def store(self) -> Store:
+        return self.reader.store
+
+
+def create_app(
+    logdir: str,
+    *,
+    reload_interval: float = 5.0,
+    watch: bool = True,
+    live: bool = True,
+    host: str = "127.0.0.1",
+    reader: LogdirReader | None = None,
+) -> Flask:
+    """Create the app for ``logdir``: read it once, then follow it when ``live``."""
+    app = Flask(__name__)
+    app.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=1024 * 1024)
+    reader = reader or LogdirReader(logdir)
+    reader.reload()
+    reloader = None
+    if live:
+        reloader = LiveReloader(reader, interval=reload_interval, watch=watch)
+        reloader.start()
+    allowed = None if host in ANY_ADDRESS else LOCAL_HOSTS | {host.strip("[]").lower()}
+    app.extensions["kboard"] = KBoard(reader, reloader, logdir, allowed)
+
+    from kboard import api, compat, views
+
+    app.register_blueprint(views.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(compat.bp)
+    app.before_request(_check_host)
+    app.after_request(_security_headers)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    return app
+
+
+def kboard() -> KBoard:
+    """Return the serving state of the current app."""
+    return current_app.extensions["kboard"]
+
+
+def _host_name(host_header: str) -> str:
+    host = host_header.strip().lower()
+    if host.startswith("["):  # [::1]:6006
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _check_host() -> Response | None:
+    """Refuse requests whose Host is not ours (DNS rebinding)."""
+    allowed = kboard().allowed_hosts
+    if allowed is None:
+        return None
+    if _host_name(request.host) not in allowed:
+        return json_error("unknown Host header (kboard answers only its own address)", 403)
+    return None
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _http_error(exc: HTTPException) -> Response:
+    return json_error(exc.description or exc.name, exc.code or 500)
+
+
+def _unexpected_error(exc: Exception) -> Response:
+    log.exception("error serving %s", request.path)
+    return json_error("internal error (see the server log)", 500)

@@ -1,0 +1,190 @@
+"""TensorBoard-compatible routes, with TensorBoard 2.x's JSON shapes, over the same store.
+
+Scripts written against TensorBoard's HTTP API keep working. Differences: every point is
+served (no sampling), unknown runs or tags are a JSON 404, and image bytes are looked up by
+(run, tag, sample, step), never by a path from the request.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import io
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, request
+from tensorboard import plugin_util
+
+from kboard.api import runs_impl
+from kboard.app import kboard
+from kboard.events import Kind
+from kboard.jsonutil import cleanse, float_list, json_error, json_response
+from kboard.store import Sample, Store
+
+bp = Blueprint("compat", __name__, url_prefix="/data")
+
+IMAGE_TYPES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+)
+
+
+def sniff_image_type(data: bytes) -> str:
+    """Return the content type of image bytes from an allowlist, else octet-stream."""
+    for magic, mime in IMAGE_TYPES:
+        if data.startswith(magic):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "application/octet-stream"
+
+
+def tb_tags_impl(store: Store, kind: Kind) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{run: {tag: {displayName, description}}}`` as TensorBoard's plugins answer."""
+    return {
+        run: {
+            tag: {
+                "displayName": info.display_name,
+                "description": plugin_util.markdown_to_safe_html(info.description),
+            }
+            for tag, info in sorted(tags.items())
+        }
+        for run, tags in store.tags(kind).items()
+    }
+
+
+def tb_scalars_impl(store: Store, run: str, tag: str) -> list[list[Any]]:
+    """Every point as ``[wall_time, step, value]``."""
+    cols = store.scalars(run, tag)
+    return [
+        list(point)
+        for point in zip(float_list(cols.wall_times), cols.steps.tolist(), float_list(cols.values))
+    ]
+
+
+def _lookup(kind: Kind) -> tuple[str, str, Store] | Response:
+    run, tag = request.args.get("run"), request.args.get("tag")
+    if run is None or tag is None:
+        return json_error("missing parameter: run and tag are required", 400)
+    store = kboard().store
+    try:
+        if kind is Kind.SCALARS:
+            store.scalars(run, tag)
+        else:
+            store.samples(run, kind, tag)
+    except KeyError:
+        return json_error(f"no {kind.value} tag {tag!r} in run {run!r}", 404)
+    return run, tag, store
+
+
+@bp.get("/runs")
+def runs() -> Response:
+    state = kboard()
+    return json_response([r["name"] for r in runs_impl(state.store, state.logdir)["runs"]])
+
+
+@bp.get("/environment")
+def environment() -> Response:
+    return json_response({"data_location": kboard().logdir, "window_title": ""})
+
+
+@bp.get("/plugin/scalars/tags")
+def scalar_tags() -> Response:
+    return json_response(tb_tags_impl(kboard().store, Kind.SCALARS))
+
+
+@bp.get("/plugin/scalars/scalars")
+def scalars() -> Response:
+    found = _lookup(Kind.SCALARS)
+    if isinstance(found, Response):
+        return found
+    run, tag, store = found
+    if request.args.get("format") == "csv":
+        cols = store.scalars(run, tag)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["Wall time", "Step", "Value"])
+        writer.writerows(zip(cols.wall_times.tolist(), cols.steps.tolist(), cols.values.tolist()))
+        return Response(out.getvalue(), mimetype="text/csv")
+    return json_response(tb_scalars_impl(store, run, tag))
+
+
+@bp.get("/plugin/histograms/tags")
+def histogram_tags() -> Response:
+    return json_response(tb_tags_impl(kboard().store, Kind.HISTOGRAMS))
+
+
+@bp.get("/plugin/histograms/histograms")
+def histograms() -> Response:
+    found = _lookup(Kind.HISTOGRAMS)
+    if isinstance(found, Response):
+        return found
+    run, tag, store = found
+    samples = store.samples(run, Kind.HISTOGRAMS, tag)
+    return json_response(cleanse([[s.wall_time, s.step, s.value.tolist()] for s in samples]))
+
+
+@bp.get("/plugin/images/tags")
+def image_tags() -> Response:
+    store = kboard().store
+    result = tb_tags_impl(store, Kind.IMAGES)
+    for run, tags in result.items():
+        for tag, entry in tags.items():
+            samples = store.samples(run, Kind.IMAGES, tag)
+            entry["samples"] = max((len(s.value.samples) for s in samples), default=0)
+    return json_response(result)
+
+
+@bp.get("/plugin/images/images")
+def images() -> Response:
+    found = _lookup(Kind.IMAGES)
+    if isinstance(found, Response):
+        return found
+    run, tag, store = found
+    try:
+        sample = int(request.args.get("sample", 0))
+    except ValueError:
+        return json_error("sample must be an integer", 400)
+    return json_response(
+        [
+            {
+                "wall_time": s.wall_time,
+                "step": s.step,
+                "query": urlencode({"run": run, "tag": tag, "sample": sample, "step": s.step}),
+            }
+            for s in store.samples(run, Kind.IMAGES, tag)
+            if sample < len(s.value.samples)
+        ]
+    )
+
+
+@bp.get("/plugin/images/individualImage")
+def individual_image() -> Response:
+    found = _lookup(Kind.IMAGES)
+    if isinstance(found, Response):
+        return found
+    run, tag, store = found
+    try:
+        sample = int(request.args.get("sample", 0))
+        step = int(request.args["step"])
+    except (KeyError, ValueError):
+        return json_error("step and sample must be integers", 400)
+    item = find_step(store.samples(run, Kind.IMAGES, tag), step)
+    if item is None or not 0 <= sample < len(item.value.samples):
+        return json_error(f"no image at step {step}, sample {sample}", 404)
+    data = item.value.samples[sample]
+    response = Response(data, mimetype=sniff_image_type(data))
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+def find_step(samples: tuple[Sample, ...], step: int) -> Sample | None:
+    """Return the sample at ``step`` (samples are sorted by step), or None."""
+    index = bisect.bisect_left([s.step for s in samples], step)
+    if index < len(samples) and samples[index].step == step:
+        return samples[index]
+    return None
