@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import os
@@ -14,8 +15,18 @@ from flask import Blueprint, Response, request, stream_with_context
 from kboard.app import kboard
 from kboard.downsample import minmax_indices
 from kboard.events import Kind
+from kboard.histograms import (
+    BASIS_POINTS,
+    DISPLAY_BINS,
+    clean_buckets,
+    percentiles,
+    rebin,
+    value_range,
+)
 from kboard.jsonutil import float_list, json_error, json_response
-from kboard.store import Store
+from kboard.model import model_view
+from kboard.store import Sample, Store
+from kboard.text import text_to_html
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -101,6 +112,122 @@ def scalars_impl(
     return {"tag": tag, "series": series}
 
 
+IMAGE_TYPES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+)
+
+
+def sniff_image_type(data: bytes) -> str:
+    """Return the content type of image bytes from an allowlist, else octet-stream."""
+    for magic, mime in IMAGE_TYPES:
+        if data.startswith(magic):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "application/octet-stream"
+
+
+def find_step(samples: tuple[Sample, ...], step: int) -> Sample | None:
+    """Return the sample at ``step`` (samples are sorted by step), or None."""
+    index = bisect.bisect_left([s.step for s in samples], step)
+    if index < len(samples) and samples[index].step == step:
+        return samples[index]
+    return None
+
+
+def image_bytes_impl(store: Store, run: str, tag: str, step: int, sample: int) -> bytes:
+    """Return the stored bytes of one image; ``KeyError`` when there is none."""
+    item = find_step(store.samples(run, Kind.IMAGES, tag), step)
+    if item is None or not 0 <= sample < len(item.value.samples):
+        raise KeyError(f"no image at step {step}, sample {sample}")
+    return item.value.samples[sample]
+
+
+def images_impl(store: Store, run: str, tag: str) -> dict[str, Any]:
+    """List the kept steps of an image tag with their sizes and sample counts."""
+    samples = store.samples(run, Kind.IMAGES, tag)
+    kept, seen = store.sample_counts(run, Kind.IMAGES, tag)
+    return {
+        "run": run,
+        "tag": tag,
+        "kept": kept,
+        "seen": seen,
+        "steps": [
+            {
+                "step": s.step,
+                "wall_time": s.wall_time,
+                "width": s.value.width,
+                "height": s.value.height,
+                "samples": len(s.value.samples),
+            }
+            for s in samples
+        ],
+    }
+
+
+def histograms_impl(store: Store, run: str, tag: str, bins: int = DISPLAY_BINS) -> dict[str, Any]:
+    """Histograms re-binned to one common range, and distribution percentiles per step."""
+    samples = store.samples(run, Kind.HISTOGRAMS, tag)
+    cleaned = [clean_buckets(s.value) for s in samples]
+    bounds = value_range(cleaned)
+    low, high = bounds if bounds else (0.0, 0.0)
+    if high > low:
+        edges = np.linspace(low, high, bins + 1).tolist()
+    else:
+        edges = [low - 0.5, high + 0.5] if bounds else []
+    counts = [float_list(rebin(h, low, high, bins)) if bounds else [] for h in cleaned]
+    return {
+        "run": run,
+        "tag": tag,
+        "min": low if bounds else None,
+        "max": high if bounds else None,
+        "edges": edges,
+        "steps": [s.step for s in samples],
+        "wall_times": [s.wall_time for s in samples],
+        "counts": counts,
+        "totals": [float(h[:, 2].sum()) for h in cleaned],
+        "empty": [len(h) == 0 for h in cleaned],
+        "basis_points": list(BASIS_POINTS),
+        "percentiles": [float_list(np.array(percentiles(h))) for h in cleaned],
+    }
+
+
+def text_impl(
+    store: Store, run: str, tag: str, *, step: int | None = None, max_chars: int = 100_000
+) -> dict[str, Any]:
+    """Text entries as sanitised HTML, newest last; one step in full when ``step`` is given."""
+    samples = store.samples(run, Kind.TEXT, tag)
+    if step is not None:
+        item = find_step(samples, step)
+        if item is None:
+            raise KeyError(f"no text at step {step}")
+        samples = (item,)
+    entries = []
+    for s in samples:
+        html, truncated = text_to_html(s.value, max_chars)
+        entries.append(
+            {"step": s.step, "wall_time": s.wall_time, "html": html, "truncated": truncated}
+        )
+    return {"run": run, "tag": tag, "entries": entries}
+
+
+def model_impl(store: Store, run: str, tag: str) -> dict[str, Any]:
+    """The newest model summary of a run and tag, as a layer tree."""
+    samples = store.samples(run, Kind.MODEL, tag)
+    if not samples:
+        raise KeyError(tag)
+    latest = samples[-1]
+    try:
+        view = model_view(latest.value)
+    except ValueError as exc:
+        view = {"error": str(exc)}
+    return {"run": run, "tag": tag, "step": latest.step, "model": view}
+
+
 # -- HTTP handlers --------------------------------------------------------------------
 @bp.get("/runs")
 def runs() -> Response:
@@ -164,6 +291,79 @@ def stream() -> Response:
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"
     return response
+
+
+def _run_tag() -> tuple[str, str]:
+    run, tag = request.args.get("run"), request.args.get("tag")
+    if run is None or tag is None:
+        raise _BadRequest("missing parameter: run and tag are required")
+    return run, tag
+
+
+def _int_arg(name: str, default: int | None = None) -> int | None:
+    text = request.args.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise _BadRequest(f"{name} must be an integer") from None
+
+
+class _BadRequest(Exception):
+    pass
+
+
+@bp.errorhandler(_BadRequest)
+def _bad_request(exc: _BadRequest) -> Response:
+    return json_error(str(exc), 400)
+
+
+@bp.errorhandler(KeyError)
+def _not_found(exc: KeyError) -> Response:
+    return json_error(f"not found: {exc.args[0] if exc.args else ''}", 404)
+
+
+@bp.get("/images")
+def images() -> Response:
+    run, tag = _run_tag()
+    return json_response(images_impl(kboard().store, run, tag))
+
+
+@bp.get("/image")
+def image() -> Response:
+    run, tag = _run_tag()
+    step, sample = _int_arg("step"), _int_arg("sample", 0)
+    if step is None:
+        raise _BadRequest("missing parameter: step")
+    data = image_bytes_impl(kboard().store, run, tag, step, sample or 0)
+    response = Response(data, mimetype=sniff_image_type(data))
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@bp.get("/histograms")
+def histograms() -> Response:
+    run, tag = _run_tag()
+    bins = _int_arg("bins", DISPLAY_BINS) or DISPLAY_BINS
+    if not 1 <= bins <= 500:
+        raise _BadRequest("bins must be between 1 and 500")
+    return json_response(histograms_impl(kboard().store, run, tag, bins))
+
+
+@bp.get("/text")
+def text() -> Response:
+    run, tag = _run_tag()
+    step = _int_arg("step")
+    full = request.args.get("full") == "1"
+    max_chars = 50_000_000 if full else 20_000
+    return json_response(text_impl(kboard().store, run, tag, step=step, max_chars=max_chars))
+
+
+@bp.get("/model")
+def model() -> Response:
+    run, tag = _run_tag()
+    return json_response(model_impl(kboard().store, run, tag))
 
 
 def _sse(event: str, data: dict[str, Any]) -> str:

@@ -7,7 +7,6 @@ served (no sampling), unknown runs or tags are a JSON 404, and image bytes are l
 
 from __future__ import annotations
 
-import bisect
 import csv
 import io
 from typing import Any
@@ -16,31 +15,13 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, request
 from tensorboard import plugin_util
 
-from kboard.api import runs_impl
+from kboard.api import image_bytes_impl, runs_impl, sniff_image_type
 from kboard.app import kboard
 from kboard.events import Kind
 from kboard.jsonutil import cleanse, float_list, json_error, json_response
-from kboard.store import Sample, Store
+from kboard.store import Store
 
 bp = Blueprint("compat", __name__, url_prefix="/data")
-
-IMAGE_TYPES = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-    (b"BM", "image/bmp"),
-)
-
-
-def sniff_image_type(data: bytes) -> str:
-    """Return the content type of image bytes from an allowlist, else octet-stream."""
-    for magic, mime in IMAGE_TYPES:
-        if data.startswith(magic):
-            return mime
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return "application/octet-stream"
 
 
 def tb_tags_impl(store: Store, kind: Kind) -> dict[str, dict[str, dict[str, Any]]]:
@@ -173,18 +154,10 @@ def individual_image() -> Response:
         step = int(request.args["step"])
     except (KeyError, ValueError):
         return json_error("step and sample must be integers", 400)
-    item = find_step(store.samples(run, Kind.IMAGES, tag), step)
-    if item is None or not 0 <= sample < len(item.value.samples):
+    try:
+        data = image_bytes_impl(store, run, tag, step, sample)
+    except KeyError:
         return json_error(f"no image at step {step}, sample {sample}", 404)
-    data = item.value.samples[sample]
     response = Response(data, mimetype=sniff_image_type(data))
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response
-
-
-def find_step(samples: tuple[Sample, ...], step: int) -> Sample | None:
-    """Return the sample at ``step`` (samples are sorted by step), or None."""
-    index = bisect.bisect_left([s.step for s in samples], step)
-    if index < len(samples) and samples[index].step == step:
-        return samples[index]
-    return None

@@ -142,3 +142,31 @@ def make_app():
 def client(make_app, mixed_logdir: Path):
     """A Flask test client over the mixed logdir."""
     return make_app(mixed_logdir).test_client()
+
+
+@pytest.fixture(scope="session")
+def keras_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Logs of a real ``model.fit`` with ``keras.callbacks.TensorBoard`` on a nested model."""
+    _tf()
+    import keras
+
+    logdir = tmp_path_factory.mktemp("keras_logs")
+    keras.utils.set_random_seed(0)
+    inner = keras.Sequential(
+        [keras.layers.Dense(4, activation="relu"), keras.layers.Dense(2)], name="inner"
+    )
+    inputs = keras.Input((3,))
+    outputs = inner(keras.layers.Dense(8, name="first")(inputs))
+    model = keras.Model(inputs, outputs, name="outer")
+    model.compile("adam", "mse", metrics=["mae"])
+    rng = np.random.default_rng(0)
+    callback = keras.callbacks.TensorBoard(str(logdir), histogram_freq=1, write_images=True)
+    model.fit(
+        rng.random((32, 3)),
+        rng.random((32, 2)),
+        epochs=3,
+        validation_split=0.25,
+        verbose=0,
+        callbacks=[callback],
+    )
+    return logdir
