@@ -6,6 +6,7 @@ import bisect
 import json
 import math
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from flask import Blueprint, Response, request, stream_with_context
 from kboard.app import kboard
 from kboard.downsample import minmax_indices
 from kboard.events import Kind
+from kboard.export import FORMATS, Selection, csv_chunks, json_chunks
 from kboard.histograms import (
     BASIS_POINTS,
     DISPLAY_BINS,
@@ -322,6 +324,43 @@ def _bad_request(exc: _BadRequest) -> Response:
 @bp.errorhandler(KeyError)
 def _not_found(exc: KeyError) -> Response:
     return json_error(f"not found: {exc.args[0] if exc.args else ''}", 404)
+
+
+def export_filename(logdir: str, sel: Selection, fmt: str) -> str:
+    """A download name like ``kboard-logs-scalars.csv`` (safe characters only)."""
+    base = os.path.basename(os.path.normpath(logdir.split(",")[0].split(":")[-1])) or "logs"
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base)[:60]
+    return f"kboard-{base}-{sel.kind}.{fmt}"
+
+
+@bp.get("/export")
+def export() -> Response:
+    """Stream an export: the same bytes as ``kboard export`` for the same selection."""
+    fmt = request.args.get("format", "csv")
+    layout = request.args.get("layout", "long")
+    if fmt not in FORMATS:
+        raise _BadRequest(f"format must be one of {', '.join(FORMATS)}")
+    try:
+        sel = Selection(
+            request.args.get("runs") or None,
+            request.args.get("tags") or None,
+            request.args.get("kind", "scalars"),
+        )
+        chunks = (json_chunks if fmt == "json" else csv_chunks)(kboard().store, sel, layout)
+        first = next(chunks)  # validates the layout before the response starts
+    except ValueError as exc:
+        raise _BadRequest(str(exc)) from None
+
+    def body() -> Iterator[bytes]:
+        yield first.encode()
+        for chunk in chunks:
+            yield chunk.encode()
+
+    mimetype = "application/json" if fmt == "json" else "text/csv"
+    response = Response(stream_with_context(body()), mimetype=mimetype)
+    name = export_filename(kboard().logdir, sel, fmt)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
 
 
 @bp.get("/images")

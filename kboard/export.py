@@ -1,26 +1,40 @@
-"""Export of stored series to CSV, every point, in the long format.
+"""Export of stored series, every point, as CSV or JSON, streamed in chunks.
 
-Numbers are written so that they read back exactly (shortest round-trip form); non-finite
-values are written as ``nan``, ``inf`` and ``-inf``. Text cells that a spreadsheet would run
-as a formula are prefixed with ``'``.
+Layouts: ``long`` (one row per point: ``run,tag,step,wall_time,value``) and ``wide`` (one row
+per step, a column per ``run/tag``). Histograms export one row per bucket. Numbers are written
+in their shortest exact form; non-finite values as ``nan``, ``inf`` and ``-inf`` (JSON strings
+in JSON). Text cells that a spreadsheet would run as a formula (starting with ``=``, ``+``,
+``-``, ``@``, tab or carriage return) are prefixed with ``'``; numbers are never altered.
+The same functions serve the CLI, the HTTP API and the page, so the bytes are the same.
 """
 
 from __future__ import annotations
 
-import csv
+import functools
+import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TextIO
 
-from kboard.store import Store
+import numpy as np
+
+from kboard.events import Kind
+from kboard.store import ScalarColumns, Store
 
 SCALAR_HEADER = ("run", "tag", "step", "wall_time", "value")
+HISTOGRAM_HEADER = ("run", "tag", "step", "wall_time", "left", "right", "count")
+FORMATS = ("csv", "json")
+LAYOUTS = ("long", "wide")
+KINDS = ("scalars", "histograms")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_CSV_SPECIAL = re.compile(r'[",\r\n]')
+CHUNK_ROWS = 20_000
 
 
 def format_number(value: float) -> str:
-    """Format a float for CSV: shortest exact form, ``nan``/``inf``/``-inf`` when not finite."""
+    """Format a float: shortest exact form, ``nan``/``inf``/``-inf`` when not finite."""
     if math.isnan(value):
         return "nan"
     if math.isinf(value):
@@ -33,35 +47,216 @@ def safe_text(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def scalar_rows(
-    store: Store, runs: str | None = None, tags: str | None = None
-) -> Iterator[tuple[str, str, str, str, str]]:
-    """Yield CSV rows ``(run, tag, step, wall_time, value)`` for the selected series.
+def csv_cell(text: str) -> str:
+    """Quote a text cell per RFC 4180 when it needs it, after formula neutralising."""
+    text = safe_text(text)
+    if _CSV_SPECIAL.search(text):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
-    ``runs`` and ``tags`` are regular expressions searched in the names (``None``: all).
-    """
-    run_re = re.compile(runs) if runs else None
-    tag_re = re.compile(tags) if tags else None
-    for run, tag, cols in store.iter_scalars():
-        if run_re and not run_re.search(run):
-            continue
-        if tag_re and not tag_re.search(tag):
-            continue
-        run_cell, tag_cell = safe_text(run), safe_text(tag)
-        for step, wall, value in zip(
-            cols.steps.tolist(), cols.wall_times.tolist(), cols.values.tolist()
-        ):
-            yield run_cell, tag_cell, str(step), format_number(wall), format_number(value)
+
+@dataclass(frozen=True)
+class Selection:
+    """Which series to export: regular expressions searched in run and tag names."""
+
+    runs: str | None = None
+    tags: str | None = None
+    kind: str = "scalars"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+        for pattern in (self.runs, self.tags):
+            if pattern:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
+
+    def matches(self, run: str, tag: str) -> bool:
+        return bool(
+            (not self.runs or re.search(self.runs, run))
+            and (not self.tags or re.search(self.tags, tag))
+        )
+
+
+def selected_scalars(store: Store, sel: Selection) -> list[tuple[str, str, ScalarColumns]]:
+    return [(r, t, c) for r, t, c in store.iter_scalars() if sel.matches(r, t)]
+
+
+def count_points(store: Store, sel: Selection) -> int:
+    """How many rows a long export of ``sel`` has (for progress bars)."""
+    if sel.kind == "scalars":
+        return sum(len(c) for _, _, c in selected_scalars(store, sel))
+    return sum(
+        len(s.value)
+        for run, tag in _histogram_series(store, sel)
+        for s in store.samples(run, Kind.HISTOGRAMS, tag)
+    )
+
+
+def _histogram_series(store: Store, sel: Selection) -> list[tuple[str, str]]:
+    return [
+        (run, tag)
+        for run, tags in store.tags(Kind.HISTOGRAMS).items()
+        for tag in sorted(tags)
+        if sel.matches(run, tag)
+    ]
+
+
+def _numbers(values: np.ndarray) -> list[str]:
+    if np.isfinite(values).all():
+        return [repr(v) for v in values.tolist()]
+    return [format_number(v) for v in values.tolist()]
+
+
+# -- rows -----------------------------------------------------------------------------
+# A table is a header (column names) then chunks of rows. Cells are text already formatted:
+# numbers as format_number writes them, "" for a missing value; the ``run`` and ``tag``
+# columns hold raw names, which each serialiser escapes its own way.
+Rows = Iterator[list[list[str]]]
+TEXT_COLUMNS = ("run", "tag")
+
+
+def table(
+    store: Store,
+    sel: Selection,
+    layout: str = "long",
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[str], Rows]:
+    """Return the header and the row chunks of an export."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}")
+    if sel.kind == "histograms":
+        return list(HISTOGRAM_HEADER), _histogram_rows(store, sel, progress)
+    if layout == "wide":
+        series = selected_scalars(store, sel)
+        header = ["step"] + [f"{run}/{tag}" for run, tag, _ in series]
+        return header, _wide_rows(series, progress)
+    return list(SCALAR_HEADER), _long_rows(store, sel, progress)
+
+
+def _long_rows(store: Store, sel: Selection, progress: Callable[[int], None] | None) -> Rows:
+    for run, tag, cols in selected_scalars(store, sel):
+        for start in range(0, len(cols), CHUNK_ROWS):
+            sl = slice(start, start + CHUNK_ROWS)
+            steps = [str(s) for s in cols.steps[sl].tolist()]
+            walls, values = _numbers(cols.wall_times[sl]), _numbers(cols.values[sl])
+            yield [[run, tag, s, w, v] for s, w, v in zip(steps, walls, values)]
+            if progress:
+                progress(len(steps))
+
+
+def _wide_rows(
+    series: list[tuple[str, str, ScalarColumns]], progress: Callable[[int], None] | None
+) -> Rows:
+    if not series:
+        return
+    steps = np.unique(np.concatenate([c.steps for _, _, c in series]))
+    for start in range(0, len(steps), CHUNK_ROWS):
+        chunk = steps[start : start + CHUNK_ROWS]
+        columns = [[str(s) for s in chunk.tolist()]]
+        for _, _, cols in series:
+            if not len(cols):
+                columns.append([""] * len(chunk))
+                continue
+            idx = np.minimum(np.searchsorted(cols.steps, chunk), len(cols) - 1)
+            present = (cols.steps[idx] == chunk).tolist()
+            text = _numbers(cols.values[idx])
+            columns.append([t if p else "" for t, p in zip(text, present)])
+            if progress:
+                progress(sum(present))
+        yield [list(row) for row in zip(*columns)]
+
+
+def _histogram_rows(store: Store, sel: Selection, progress: Callable[[int], None] | None) -> Rows:
+    for run, tag in _histogram_series(store, sel):
+        for sample in store.samples(run, Kind.HISTOGRAMS, tag):
+            head = [run, tag, str(sample.step), format_number(sample.wall_time)]
+            buckets = sample.value.reshape(-1, 3)
+            cells = [_numbers(buckets[:, i]) for i in range(3)]
+            yield [[*head, a, b, c] for a, b, c in zip(*cells)]
+            if progress:
+                progress(len(buckets))
+
+
+# -- serialisers ------------------------------------------------------------------------
+def csv_chunks(
+    store: Store,
+    sel: Selection,
+    layout: str = "long",
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[str]:
+    """Yield an export as RFC 4180 CSV text (CRLF line ends), in chunks."""
+    header, chunks = table(store, sel, layout, progress)
+    yield ",".join(csv_cell(h) for h in header) + "\r\n"
+    text_at = [i for i, name in enumerate(header) if name in TEXT_COLUMNS]
+    cell = functools.lru_cache(maxsize=1024)(csv_cell)
+    for rows in chunks:
+        for row in rows:
+            for i in text_at:
+                row[i] = cell(row[i])
+        yield "".join(",".join(row) + "\r\n" for row in rows)
+
+
+def _json_value(text: str) -> str:
+    if text == "":
+        return "null"
+    return f'"{text}"' if text in ("nan", "inf", "-inf") else text
+
+
+def json_chunks(
+    store: Store,
+    sel: Selection,
+    layout: str = "long",
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[str]:
+    """Yield an export as a JSON array of row objects (non-finite values as strings)."""
+    header, chunks = table(store, sel, layout, progress)
+    keys = [json.dumps(h, ensure_ascii=False) + ":" for h in header]
+    text_at = {i for i, name in enumerate(header) if name in TEXT_COLUMNS}
+    name = functools.lru_cache(maxsize=1024)(lambda t: json.dumps(t, ensure_ascii=False))
+    first = True
+    yield "["
+    for rows in chunks:
+        parts = []
+        for row in rows:
+            fields = ",".join(
+                k + (name(v) if i in text_at else _json_value(v))
+                for i, (k, v) in enumerate(zip(keys, row))
+            )
+            parts.append(("\n{" if first else ",\n{") + fields + "}")
+            first = False
+        yield "".join(parts)
+    yield "\n]\n"
+
+
+def write_export(
+    store: Store,
+    out: TextIO,
+    sel: Selection,
+    *,
+    fmt: str = "csv",
+    layout: str = "long",
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Write a whole export to a text stream."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}")
+    chunks = json_chunks if fmt == "json" else csv_chunks
+    for chunk in chunks(store, sel, layout, progress):
+        out.write(chunk)
 
 
 def write_scalars_csv(
     store: Store, out: TextIO, runs: str | None = None, tags: str | None = None
 ) -> int:
-    """Write the selected scalar points as CSV with a header; return the number of rows."""
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(SCALAR_HEADER)
-    count = 0
-    for row in scalar_rows(store, runs, tags):
-        writer.writerow(row)
-        count += 1
-    return count
+    """Write every selected scalar point as long CSV; return the number of rows."""
+    rows = 0
+
+    def count(n: int) -> None:
+        nonlocal rows
+        rows += n
+
+    write_export(store, out, Selection(runs, tags), progress=count)
+    return rows

@@ -1,0 +1,101 @@
+"""Read logs into pandas DataFrames, with the same reader and numbers as the server."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kboard.events import Kind
+from kboard.export import Selection, selected_scalars
+from kboard.ingest import LogdirReader
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError:
+        raise ImportError(
+            'kboard.read_* return pandas DataFrames: pip install "kboard[pandas]"'
+        ) from None
+    return pandas
+
+
+def _load(logdir: str) -> LogdirReader:
+    reader = LogdirReader(logdir)
+    missing = reader.missing_roots()
+    if missing:
+        raise FileNotFoundError(f"logdir not found: {', '.join(missing)}")
+    reader.reload()
+    return reader
+
+
+def read_scalars(
+    logdir: str, runs: str | None = None, tags: str | None = None, *, pivot: bool = False
+) -> pd.DataFrame:
+    """Every scalar point as a long DataFrame (``run, tag, step, wall_time, value``).
+
+    ``runs`` and ``tags`` are regular expressions searched in the names. ``pivot=True`` gives
+    the wide layout: one row per step, a column per ``run/tag``.
+    """
+    pd = _pandas()
+    series = selected_scalars(_load(logdir).store, Selection(runs, tags))
+    if pivot:
+        columns = {
+            f"{run}/{tag}": pd.Series(cols.values, index=pd.Index(cols.steps, name="step"))
+            for run, tag, cols in series
+        }
+        return pd.DataFrame(columns) if columns else pd.DataFrame(index=pd.Index([], name="step"))
+    lengths = [len(cols) for _, _, cols in series]
+    frame = pd.DataFrame(
+        {
+            "run": np.repeat([run for run, _, _ in series], lengths).astype(object),
+            "tag": np.repeat([tag for _, tag, _ in series], lengths).astype(object),
+            "step": _concat([cols.steps for _, _, cols in series], np.int64),
+            "wall_time": _concat([cols.wall_times for _, _, cols in series], np.float64),
+            "value": _concat([cols.values for _, _, cols in series], np.float64),
+        }
+    )
+    return frame
+
+
+def read_histograms(logdir: str, runs: str | None = None, tags: str | None = None) -> pd.DataFrame:
+    """Every kept histogram bucket: ``run, tag, step, wall_time, left, right, count``."""
+    pd = _pandas()
+    store = _load(logdir).store
+    sel = Selection(runs, tags, kind="histograms")
+    rows: list[tuple[Any, ...]] = []
+    for run, by_tag in store.tags(Kind.HISTOGRAMS).items():
+        for tag in sorted(by_tag):
+            if not sel.matches(run, tag):
+                continue
+            for s in store.samples(run, Kind.HISTOGRAMS, tag):
+                rows.extend((run, tag, s.step, s.wall_time, *b) for b in s.value.tolist())
+    return pd.DataFrame(rows, columns=["run", "tag", "step", "wall_time", "left", "right", "count"])
+
+
+def read_images(logdir: str, runs: str | None = None, tags: str | None = None) -> pd.DataFrame:
+    """Every kept image: ``run, tag, step, wall_time, sample, width, height, data`` (bytes)."""
+    pd = _pandas()
+    store = _load(logdir).store
+    sel = Selection(runs, tags)
+    rows: list[tuple[Any, ...]] = []
+    for run, by_tag in store.tags(Kind.IMAGES).items():
+        for tag in sorted(by_tag):
+            if not sel.matches(run, tag):
+                continue
+            for s in store.samples(run, Kind.IMAGES, tag):
+                rows.extend(
+                    (run, tag, s.step, s.wall_time, i, s.value.width, s.value.height, data)
+                    for i, data in enumerate(s.value.samples)
+                )
+    return pd.DataFrame(
+        rows, columns=["run", "tag", "step", "wall_time", "sample", "width", "height", "data"]
+    )
+
+
+def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.empty(0, dtype)
