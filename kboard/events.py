@@ -9,6 +9,7 @@ protobufs, so the rest of the code knows one shape per kind.
 from __future__ import annotations
 
 import enum
+import heapq
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -338,3 +339,228 @@ def _tensor_value(info: TagInfo, tensor: Any) -> Any:
 
 def _to_text(raw: Any) -> str:
     return raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
+
+
+# -- many records at once ---------------------------------------------------------------
+@dataclass
+class ScalarBatch:
+    """The scalar points of one tag in a block, in record order."""
+
+    info: TagInfo
+    order: np.ndarray  # record index of each point (for ordering against restarts)
+    steps: np.ndarray
+    wall_times: np.ndarray
+    values: np.ndarray
+
+
+@dataclass
+class DecodedBlock:
+    """A block of records, decoded: scalars as columns, everything else as data in order."""
+
+    scalars: dict[str, ScalarBatch]
+    items: list[tuple[int, Datum | Restart]]  # (record index, item), in record order
+    problems: list[tuple[int, DecodeProblem]]
+
+
+_WALL_STEP_PREFIX = 10  # 0x09 + 8-byte wall_time + 0x10 (step varint tag)
+_SENTINELS = (np.float32(1.2345678e-7), np.float64(-9.87654321e-11))
+
+
+def decode_block(block: Any, tag_infos: MutableMapping[str, TagInfo]) -> DecodedBlock:
+    """Decode every record of a :class:`~kboard.records.RecordBlock`.
+
+    The common record layouts (a scalar event whose bytes differ from others of its tag only
+    in wall time, step and value) are decoded with numpy, many at a time; each layout is first
+    checked against the protobuf parser on one record of it, and every other record goes
+    through :func:`decode_record`, so results equal decoding record by record.
+    """
+    n = len(block)
+    arr = np.frombuffer(block.buf, dtype=np.uint8)
+    starts, lengths = block.starts, block.lengths
+    groups: list[np.ndarray] = []
+    if n:
+        fast, steps, walls, rest, rest_len = _split_common_prefix(arr, starts, lengths)
+        if fast.any():
+            groups = _group_by_key(arr, rest, rest_len, fast)
+    first_of_group = {int(idx[0]): g for g, idx in enumerate(groups)}
+    in_group = np.zeros(n, dtype=bool)
+    for idx in groups:
+        in_group[idx] = True
+    parts: _ScalarParts = {}
+    out_items: list[tuple[int, Datum | Restart]] = []
+    problems: list[tuple[int, DecodeProblem]] = []
+
+    def decode_one(i: int) -> list[Datum | Restart]:
+        items, probs = decode_record(block.record(i), tag_infos)
+        problems.extend((i, p) for p in probs)
+        return items
+
+    # Records decoded one by one (ungrouped ones, each group's first, and group members that
+    # turn out not to fit) are taken strictly in record order, so tag metadata is remembered
+    # before the records that rely on it. A group whose first record passes the template
+    # check is decoded with numpy.
+    queue = np.flatnonzero(~in_group).tolist() + list(first_of_group)
+    heapq.heapify(queue)
+    fast_parts: list[tuple[str, TagInfo, np.ndarray, np.ndarray]] = []
+    while queue:
+        i = heapq.heappop(queue)
+        items = decode_one(i)
+        g = first_of_group.pop(i, None)
+        template = None
+        if g is not None:
+            template = _check_template(block.record(i), items, tag_infos)
+            if template is not None and (items[0].step, items[0].wall_time) != (
+                int(steps[i]),
+                float(walls[i]),
+            ):
+                template = None  # the numpy reading of step or wall time disagrees
+        if template is None:
+            if g is not None:
+                for j in groups[g][1:].tolist():
+                    heapq.heappush(queue, j)
+            _collect(i, items, parts, out_items)
+            continue
+        tag, info, width = template
+        idx = groups[g]
+        ends = starts[idx] + lengths[idx]
+        if width < 8:  # the grouping key left out 8 bytes: the rest must match the first's
+            fixed = arr[ends[:, None] - 8 + np.arange(8 - width)]
+            match = (fixed == fixed[0]).all(axis=1)
+            for j in idx[~match].tolist():
+                heapq.heappush(queue, j)
+            idx, ends = idx[match], ends[match]
+        raw = arr[ends[:, None] - width + np.arange(width)].copy()
+        values = raw.view("<f4" if width == 4 else "<f8").reshape(-1).astype(np.float64)
+        fast_parts.append((tag, info, idx, values))
+    for tag, info, idx, values in fast_parts:
+        parts.setdefault(tag, []).append((info, idx, steps[idx], walls[idx], values))
+    out_items.sort(key=lambda pair: pair[0])
+    problems.sort(key=lambda pair: pair[0])
+    scalars = {}
+    for tag, tag_parts in parts.items():
+        order = np.concatenate([p[1] for p in tag_parts])
+        sort = np.argsort(order, kind="stable")
+        scalars[tag] = ScalarBatch(
+            tag_parts[0][0],
+            order[sort],
+            np.concatenate([p[2] for p in tag_parts])[sort],
+            np.concatenate([p[3] for p in tag_parts])[sort],
+            np.concatenate([p[4] for p in tag_parts])[sort],
+        )
+    return DecodedBlock(scalars, out_items, problems)
+
+
+_ScalarParts = dict[str, list[tuple[TagInfo, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]]
+
+
+def _collect(
+    index: int,
+    items: list[Datum | Restart],
+    scalar_parts: _ScalarParts,
+    out_items: list[tuple[int, Datum | Restart]],
+) -> None:
+    for item in items:
+        if isinstance(item, Datum) and item.info.kind is Kind.SCALARS:
+            scalar_parts.setdefault(item.tag, []).append(
+                (
+                    item.info,
+                    np.array([index], dtype=np.int64),
+                    np.array([item.step], dtype=np.int64),
+                    np.array([item.wall_time], dtype=np.float64),
+                    np.array([item.value], dtype=np.float64),
+                )
+            )
+        else:
+            out_items.append((index, item))
+
+
+def _split_common_prefix(
+    arr: np.ndarray, starts: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Find records laid out as ``wall_time, step, ...`` and read those two fields."""
+    size = len(arr)
+    ok = lengths >= _WALL_STEP_PREFIX + 1 + 8
+    safe = np.where(ok, starts, 0)
+    ok &= arr[safe] == 0x09
+    ok &= arr[np.minimum(safe + 9, size - 1)] == 0x10
+    head = arr[np.minimum(safe[:, None] + np.arange(1, 9), size - 1)]
+    walls = head.view("<f8").reshape(-1)
+    # The step varint, one byte position at a time over the records still unfinished.
+    at = np.minimum(safe + _WALL_STEP_PREFIX, size - 1)
+    byte = arr[at]
+    steps = (byte & 0x7F).astype(np.uint64)
+    varint_len = np.ones(len(starts), dtype=np.int64)
+    todo = np.flatnonzero(byte & 0x80)
+    for k in range(1, 10):
+        if not len(todo):
+            break
+        byte = arr[np.minimum(at[todo] + k, size - 1)]
+        steps[todo] |= (byte & 0x7F).astype(np.uint64) << np.uint64(7 * k)
+        varint_len[todo] += 1
+        todo = todo[(byte & 0x80) != 0]
+    ok[todo] = False  # longer than 10 bytes: not a varint
+    steps = steps.view(np.int64)
+    rest = safe + _WALL_STEP_PREFIX + varint_len
+    rest_len = starts + lengths - rest
+    ok &= rest_len >= 9  # at least one key byte beyond the 8 value bytes
+    return ok, steps, walls, rest, rest_len
+
+
+def _group_by_key(
+    arr: np.ndarray, rest: np.ndarray, rest_len: np.ndarray, fast: np.ndarray
+) -> list[np.ndarray]:
+    """Group records whose bytes after the step are equal but for the last 8 bytes."""
+    groups: list[np.ndarray] = []
+    candidates = np.flatnonzero(fast)
+    key_len = rest_len[candidates] - 8
+    for length in np.unique(key_len).tolist():
+        members = candidates[key_len == length]
+        keys = arr[rest[members][:, None] + np.arange(length)]
+        # Hash each key row, then confirm equality byte for byte against the group's first.
+        h = np.zeros(len(members), dtype=np.uint64)
+        for j in range(length):
+            h = h * np.uint64(1099511628211) ^ keys[:, j].astype(np.uint64)
+        _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        same = (keys == keys[first[inverse]]).all(axis=1)
+        for g in range(len(first)):
+            idx = members[(inverse == g) & same]
+            if len(idx):
+                groups.append(idx)
+        # Hash collisions (never seen in practice) fall back to one record at a time.
+        for i in members[~same].tolist():
+            groups.append(np.array([i], dtype=np.int64))
+    return [g for g in groups if len(g)]
+
+
+def _check_template(
+    data: bytes, items: list[Datum | Restart], tag_infos: MutableMapping[str, TagInfo]
+) -> tuple[str, TagInfo, int] | None:
+    """Return ``(tag, info, value width)`` when ``data`` is a scalar whose value is its tail.
+
+    Checked with the protobuf parser: the last 4 (float) or 8 (double) bytes are replaced by
+    a sentinel and the record decoded again; only when exactly the value changes is the
+    layout used for the other records of its group.
+    """
+    if len(items) != 1 or not isinstance(items[0], Datum):
+        return None
+    item = items[0]
+    if item.info.kind is not Kind.SCALARS:
+        return None
+    for width, sentinel in zip((4, 8), _SENTINELS):
+        probe = data[:-width] + sentinel.tobytes()
+        try:
+            probed, probs = decode_record(probe, dict(tag_infos))
+        except Exception:  # noqa: BLE001 - any failure just means "not this layout"
+            continue
+        if probs or len(probed) != 1 or not isinstance(probed[0], Datum):
+            continue
+        got = probed[0]
+        if (got.tag, got.info, got.step, got.wall_time) == (
+            item.tag,
+            item.info,
+            item.step,
+            item.wall_time,
+        ) and got.value == float(sentinel):
+            return item.tag, item.info, width
+    return None

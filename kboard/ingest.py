@@ -15,8 +15,8 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from kboard.events import Datum, Kind, Restart, TagInfo, decode_record
-from kboard.records import DEFAULT_MAX_RECORD_BYTES, read_records
+from kboard.events import Datum, DecodedBlock, Restart, ScalarBatch, TagInfo, decode_block
+from kboard.records import DEFAULT_MAX_RECORD_BYTES, HEADER_SIZE, RecordBlock, read_block
 from kboard.store import Problem, RunData, Sample, Store, WriteTxn
 
 log = logging.getLogger("kboard")
@@ -162,7 +162,7 @@ class LogdirReader:
             if st.st_size == fstate.size and (fstate.offset == st.st_size or fstate.stopped):
                 continue  # nothing new
             self._read_file(state, fstate, st.st_size, batch, new_problems, report)
-        if not (batch.ops or new_problems or reread or report.runs_added):
+        if batch.empty and not (new_problems or reread or state.name in report.runs_added):
             return
         with self.store.write() as txn:
             data = txn.run(state.name)
@@ -188,25 +188,43 @@ class LogdirReader:
     ) -> None:
         try:
             with open(fstate.path, "rb") as stream:
-                result = read_records(stream, fstate.offset, max_record_bytes=self.max_record_bytes)
+                while True:
+                    block = read_block(
+                        stream, fstate.offset, max_record_bytes=self.max_record_bytes
+                    )
+                    self._take_block(state, fstate, block, batch, problems, report)
+                    if (
+                        block.stopped
+                        or block.end_offset <= fstate.offset
+                        or (block.end_offset >= size)
+                    ):
+                        fstate.offset = block.end_offset
+                        break
+                    fstate.offset = block.end_offset
         except OSError as exc:
             problems.append(Problem(state.name, fstate.path, fstate.offset, "io", str(exc)))
             return
-        report.bytes_read += result.end_offset - fstate.offset
-        report.records += len(result.records)
-        fstate.offset = result.end_offset
         fstate.size = size
-        fstate.stopped = result.stopped
-        for rp in result.problems:
+        fstate.stopped = block.stopped
+
+    def _take_block(
+        self,
+        state: RunState,
+        fstate: FileState,
+        block: RecordBlock,
+        batch: _RunBatch,
+        problems: list[Problem],
+        report: ReloadReport,
+    ) -> None:
+        report.bytes_read += block.end_offset - fstate.offset
+        report.records += len(block)
+        for rp in block.problems:
             problems.append(Problem(state.name, fstate.path, rp.offset, rp.kind, rp.message))
-        for index, record in enumerate(result.records):
-            items, decode_problems = decode_record(record, state.tag_infos)
-            for dp in decode_problems:
-                problems.append(
-                    Problem(state.name, fstate.path, -1, "decode", f"{dp.message} (record {index})")
-                )
-            for item in items:
-                batch.add(item)
+        decoded = decode_block(block, state.tag_infos)
+        for index, dp in decoded.problems:
+            at = block.end_offset - len(block.buf) + int(block.starts[index]) - HEADER_SIZE
+            problems.append(Problem(state.name, fstate.path, at, "decode", dp.message))
+        batch.add_block(decoded)
 
 
 def _must_reread(fstate: FileState, st: os.stat_result) -> bool:
@@ -219,35 +237,38 @@ def _log_walk_error(exc: OSError) -> None:
 
 
 class _RunBatch:
-    """New data of one run in file order, grouped for columnar appends.
+    """New data of one run in file order: scalar columns per tag, other data in order.
 
-    Scalars are collected per tag into one group; a restart closes the group, so the restart
-    is applied between the values written before it and those written after it.
+    A restart splits the data, so it is applied between what was written before it and
+    what was written after it.
     """
 
     def __init__(self) -> None:
-        self.ops: list[Restart | Datum | dict[str, _ScalarGroup]] = []
-        self._scalars: dict[str, _ScalarGroup] | None = None
+        self.ops: list[Restart | Datum | dict[str, ScalarBatch]] = []
         self.start_time: float | None = None
 
-    def add(self, item: Datum | Restart) -> None:
-        if self.start_time is None and item.wall_time > 0:
-            self.start_time = item.wall_time
-        if isinstance(item, Restart):
-            self._scalars = None
-            self.ops.append(item)
-        elif item.info.kind is Kind.SCALARS:
-            if self._scalars is None:
-                self._scalars = {}
-                self.ops.append(self._scalars)
-            group = self._scalars.get(item.tag)
-            if group is None:
-                group = self._scalars[item.tag] = _ScalarGroup(item.info)
-            group.steps.append(item.step)
-            group.walls.append(item.wall_time)
-            group.values.append(item.value)
-        else:
-            self.ops.append(item)
+    def add_block(self, decoded: DecodedBlock) -> None:
+        walls = [b.wall_times[0] for b in decoded.scalars.values() if len(b.wall_times)]
+        walls += [item.wall_time for _, item in decoded.items]
+        walls = [w for w in walls if w > 0]
+        if walls and (self.start_time is None or min(walls) < self.start_time):
+            self.start_time = min(walls)
+        cuts = [i for i, item in decoded.items if isinstance(item, Restart)]
+        if not cuts:
+            self.ops.append(decoded.scalars)
+            self.ops.extend(item for _, item in decoded.items)
+            return
+        lo = -1
+        for hi in [*cuts, None]:
+            self.ops.append(_slice_scalars(decoded.scalars, lo, hi))
+            self.ops.extend(item for i, item in decoded.items if i > lo and (hi is None or i < hi))
+            if hi is not None:
+                self.ops.append(next(it for i, it in decoded.items if i == hi))
+                lo = hi
+
+    @property
+    def empty(self) -> bool:
+        return not any(op for op in self.ops)
 
     def apply(self, txn: WriteTxn, data: RunData) -> None:
         if self.start_time is not None and (
@@ -260,13 +281,19 @@ class _RunBatch:
             elif isinstance(op, Datum):
                 txn.add_sample(data, op.tag, op.info, Sample(op.step, op.wall_time, op.value))
             else:
-                for tag, group in op.items():
-                    txn.add_scalars(data, tag, group.info, group.steps, group.walls, group.values)
+                for tag, cols in op.items():
+                    txn.add_scalars(data, tag, cols.info, cols.steps, cols.wall_times, cols.values)
 
 
-@dataclass
-class _ScalarGroup:
-    info: TagInfo
-    steps: list[int] = field(default_factory=list)
-    walls: list[float] = field(default_factory=list)
-    values: list[float] = field(default_factory=list)
+def _slice_scalars(
+    scalars: dict[str, ScalarBatch], lo: int, hi: int | None
+) -> dict[str, ScalarBatch]:
+    """The points recorded after record ``lo`` and before record ``hi``."""
+    out = {}
+    for tag, b in scalars.items():
+        mask = b.order > lo if hi is None else (b.order > lo) & (b.order < hi)
+        if mask.any():
+            out[tag] = ScalarBatch(
+                b.info, b.order[mask], b.steps[mask], b.wall_times[mask], b.values[mask]
+            )
+    return out

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import google_crc32c
+import numpy as np
 
 HEADER_SIZE = 12
 FOOTER_SIZE = 4
 DEFAULT_MAX_RECORD_BYTES = 256 * 1024 * 1024
 _MASK_DELTA = 0xA282EAD8
 _U32 = 0xFFFFFFFF
-_HEADER = struct.Struct("<QI")
+_U64 = struct.Struct("<Q")
 _FOOTER = struct.Struct("<I")
 
 
@@ -62,12 +63,184 @@ class ReadResult:
     stopped: bool  # a fatal problem stopped reading at ``end_offset``
 
 
+@dataclass
+class RecordBlock:
+    """Many records framed at once: data ``i`` is ``buf[starts[i] : starts[i] + lengths[i]]``."""
+
+    buf: bytes
+    starts: np.ndarray  # int64 offsets into ``buf`` of each intact record's data
+    lengths: np.ndarray  # int64
+    end_offset: int  # file offset just past the last record consumed (intact or skipped)
+    problems: list[RecordProblem]
+    pending_bytes: int
+    stopped: bool
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def record(self, i: int) -> bytes:
+        start = int(self.starts[i])
+        return self.buf[start : start + int(self.lengths[i])]
+
+    def records(self) -> list[bytes]:
+        buf = self.buf
+        return [buf[s : s + n] for s, n in zip(self.starts.tolist(), self.lengths.tolist())]
+
+
+def _crc_table() -> np.ndarray:
+    table = np.zeros(256, dtype=np.uint32)
+    for i in range(256):
+        crc = i
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+        table[i] = crc
+    return table
+
+
+_TABLE = _crc_table()
+
+
+def masked_crc32c_rows(rows: np.ndarray) -> np.ndarray:
+    """Masked CRC-32C of each row of a ``(n, k)`` uint8 array, vectorised over rows."""
+    crc = np.full(len(rows), 0xFFFFFFFF, dtype=np.uint32)
+    for j in range(rows.shape[1]):
+        crc = _TABLE[(crc ^ rows[:, j]) & 0xFF] ^ (crc >> np.uint32(8))
+    crc ^= np.uint32(0xFFFFFFFF)
+    return ((crc >> np.uint32(15)) | (crc << np.uint32(17))) + np.uint32(_MASK_DELTA)
+
+
+def frame_block(
+    buf: bytes, file_offset: int, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+) -> RecordBlock:
+    """Frame every complete record of ``buf`` (which starts at ``file_offset`` in its file)."""
+    n = len(buf)
+    unpack = _U64.unpack_from
+    positions: list[int] = []
+    add = positions.append
+    problems: list[RecordProblem] = []
+    pos = 0
+    stop: str | None = None  # why framing stopped early, if it did
+    limit = n - HEADER_SIZE
+    overhead = HEADER_SIZE + FOOTER_SIZE
+    while pos <= limit:
+        length = unpack(buf, pos)[0]
+        end = pos + length + overhead
+        if length > max_record_bytes or end > n:
+            # Only now is one header checked alone: a garbage length must not pass as "not yet".
+            if not _header_ok(buf, pos):
+                stop = "zero" if _zero_header(buf, pos) else "length_crc"
+            elif length > max_record_bytes:
+                stop = "too_long"
+            break
+        add(pos)
+        pos = end
+    lengths = np.diff(np.array(positions + [pos], dtype=np.int64)) - overhead
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    pos_arr = np.array(positions, dtype=np.int64)
+    len_arr = lengths
+    if len(pos_arr):
+        headers = arr[pos_arr[:, None] + np.arange(HEADER_SIZE)]
+        stored = headers[:, 8:12].copy().view("<u4").reshape(-1)
+        bad = np.flatnonzero(masked_crc32c_rows(headers[:, :8]) != stored)
+        if len(bad):
+            k = int(bad[0])
+            pos = int(pos_arr[k])
+            stop = "zero" if _zero_header(buf, pos) else "length_crc"
+            pos_arr, len_arr = pos_arr[:k], len_arr[:k]
+    if stop == "length_crc":
+        problems.append(
+            RecordProblem(
+                file_offset + pos,
+                "length_crc",
+                f"corrupt record header at byte {file_offset + pos} (length checksum mismatch); "
+                "rest of file not read",
+                True,
+            )
+        )
+    elif stop == "too_long":
+        problems.append(
+            RecordProblem(
+                file_offset + pos,
+                "too_long",
+                f"record at byte {file_offset + pos} claims {unpack(buf, pos)[0]} bytes, above the "
+                f"{max_record_bytes}-byte limit; rest of file not read",
+                True,
+            )
+        )
+    starts = pos_arr + HEADER_SIZE
+    if len(starts):
+        footers = arr[(starts + len_arr)[:, None] + np.arange(FOOTER_SIZE)]
+        stored = footers.copy().view("<u4").reshape(-1)
+        value = google_crc32c.value
+        crcs = [value(buf[a:b]) for a, b in zip(starts.tolist(), (starts + len_arr).tolist())]
+        computed = np.array(crcs, dtype=np.uint32)
+        computed = ((computed >> np.uint32(15)) | (computed << np.uint32(17))) + np.uint32(
+            _MASK_DELTA
+        )
+        corrupt = np.flatnonzero(computed != stored)
+        if len(corrupt):
+            for i in corrupt.tolist():
+                at = file_offset + int(pos_arr[i])
+                problems.append(
+                    RecordProblem(
+                        at,
+                        "data_crc",
+                        f"corrupt record at byte {at} (data checksum mismatch); record skipped",
+                        False,
+                    )
+                )
+            keep = np.ones(len(starts), dtype=bool)
+            keep[corrupt] = False
+            starts, len_arr = starts[keep], len_arr[keep]
+    stopped = stop in ("length_crc", "too_long")
+    pending = 0 if stopped else n - pos
+    return RecordBlock(buf, starts, len_arr, file_offset + pos, problems, pending, stopped)
+
+
+def _header_ok(buf: bytes, pos: int) -> bool:
+    (crc,) = _FOOTER.unpack_from(buf, pos + 8)
+    return masked_crc32c(buf[pos : pos + 8]) == crc
+
+
+def _zero_header(buf: bytes, pos: int) -> bool:
+    """A zero-filled header: space allocated but not yet written (wait, do not report)."""
+    return buf[pos : pos + HEADER_SIZE] == b"\0" * HEADER_SIZE
+
+
+def read_block(
+    stream: BinaryIO,
+    offset: int,
+    *,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    block_bytes: int = 4 * 1024 * 1024,
+) -> RecordBlock:
+    """Read and frame the records from ``offset``: up to about ``block_bytes`` of them.
+
+    A single record larger than ``block_bytes`` (but within ``max_record_bytes``) is still
+    read whole. Call again from ``end_offset`` until it stops advancing.
+    """
+    stream.seek(offset)
+    buf = stream.read(block_bytes)
+    block = frame_block(buf, offset, max_record_bytes)
+    if len(block) or block.stopped or len(buf) < block_bytes:  # progress, a stop, or the end
+        return block
+    # The first record does not fit in ``block_bytes``: read exactly what it needs.
+    if len(buf) < HEADER_SIZE:
+        buf += stream.read(HEADER_SIZE - len(buf))
+    if len(buf) >= HEADER_SIZE:
+        (length,) = _U64.unpack_from(buf, 0)
+        need = HEADER_SIZE + length + FOOTER_SIZE - len(buf)
+        if length <= max_record_bytes and need > 0:
+            buf += stream.read(need)
+    return frame_block(buf, offset, max_record_bytes)
+
+
 def read_records(
     stream: BinaryIO,
     offset: int,
     *,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-    chunk_size: int = 8 * 1024 * 1024,
+    chunk_size: int = 64 * 1024 * 1024,
 ) -> ReadResult:
     """Read every complete record of ``stream`` from ``offset`` to its current end.
 
@@ -77,71 +250,16 @@ def read_records(
     """
     records: list[bytes] = []
     problems: list[RecordProblem] = []
-    stream.seek(offset)
-    buf = b""
-    buf_start = offset  # file offset of buf[0]
-    pos = 0  # position of the next record within buf
-    eof = False
     while True:
-        need = HEADER_SIZE
-        if len(buf) - pos >= HEADER_SIZE:
-            length, length_crc = _HEADER.unpack_from(buf, pos)
-            header_bytes = buf[pos : pos + 8]
-            if masked_crc32c(header_bytes) != length_crc:
-                if header_bytes == b"\0" * 8 and length_crc == 0:
-                    # Zero-filled tail: space allocated but not yet written. Wait for it.
-                    return ReadResult(records, buf_start + pos, problems, len(buf) - pos, False)
-                problems.append(
-                    RecordProblem(
-                        buf_start + pos,
-                        "length_crc",
-                        f"corrupt record header at byte {buf_start + pos} "
-                        "(length checksum mismatch); rest of file not read",
-                        True,
-                    )
-                )
-                return ReadResult(records, buf_start + pos, problems, 0, True)
-            if length > max_record_bytes:
-                problems.append(
-                    RecordProblem(
-                        buf_start + pos,
-                        "too_long",
-                        f"record at byte {buf_start + pos} claims {length} bytes, above the "
-                        f"{max_record_bytes}-byte limit; rest of file not read",
-                        True,
-                    )
-                )
-                return ReadResult(records, buf_start + pos, problems, 0, True)
-            need = HEADER_SIZE + length + FOOTER_SIZE
-            if len(buf) - pos >= need:
-                start = pos + HEADER_SIZE
-                data = buf[start : start + length]
-                (data_crc,) = _FOOTER.unpack_from(buf, start + length)
-                if masked_crc32c(data) == data_crc:
-                    records.append(data)
-                else:
-                    problems.append(
-                        RecordProblem(
-                            buf_start + pos,
-                            "data_crc",
-                            f"corrupt record at byte {buf_start + pos} (data checksum "
-                            "mismatch); record skipped",
-                            False,
-                        )
-                    )
-                pos += need
-                continue
-        if eof:
-            return ReadResult(records, buf_start + pos, problems, len(buf) - pos, False)
-        # Keep the unread tail and read more: at least what the next record needs.
-        buf = buf[pos:]
-        buf_start += pos
-        pos = 0
-        chunk = stream.read(max(chunk_size, need - len(buf)))
-        if not chunk:
-            eof = True
-        else:
-            buf += chunk
+        block = read_block(
+            stream, offset, max_record_bytes=max_record_bytes, block_bytes=chunk_size
+        )
+        records += block.records()
+        problems += block.problems
+        advanced = block.end_offset > offset
+        offset = block.end_offset
+        if block.stopped or not advanced:
+            return ReadResult(records, offset, problems, block.pending_bytes, block.stopped)
 
 
 def iter_records(stream: BinaryIO) -> Iterator[bytes]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -320,22 +320,18 @@ class WriteTxn:
         data: RunData,
         tag: str,
         info: TagInfo,
-        steps: Iterable[int],
-        walls: Iterable[float],
-        values: Iterable[float],
+        steps: np.ndarray,
+        walls: np.ndarray,
+        values: np.ndarray,
     ) -> None:
-        steps_arr = np.fromiter(steps, dtype=np.int64)
-        if len(steps_arr) == 0:
+        """Append a batch of one series' points in file order."""
+        if len(steps) == 0:
             return
         data.tags.setdefault(Kind.SCALARS, {}).setdefault(tag, info)
         series = data.scalars.get(tag)
         if series is None:
             series = data.scalars[tag] = ScalarSeries()
-        series.extend(
-            steps_arr,
-            np.fromiter(walls, dtype=np.float64, count=len(steps_arr)),
-            np.fromiter(values, dtype=np.float64, count=len(steps_arr)),
-        )
+        series.extend(steps, walls, values)
         self.changed = True
 
     def add_sample(self, data: RunData, tag: str, info: TagInfo, sample: Sample) -> None:

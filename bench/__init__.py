@@ -1,0 +1,1 @@
+"""Benchmarks: a deterministic logdir generator and a runner against TensorBoard."""

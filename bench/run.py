@@ -1,0 +1,211 @@
+"""Start-up benchmark: kboard against TensorBoard on the same logdir, side by side.
+
+For each server: start the process, then poll over HTTP until the last tag of the last run is
+served with all its points; report the wall time from process start and the peak memory of the
+whole process tree (TensorBoard's Rust data server included). Ratios are against kboard.
+
+    python -m bench.run --runs 10 --tags 20 --steps 10000 [--logdir DIR] [--repeat 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.generate import generate
+
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+@dataclass
+class Result:
+    name: str
+    seconds: float
+    peak_mb: float
+    points: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def process_tree(root: int) -> list[int]:
+    """The pid and every descendant's pid, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def peak_rss_mb(pids: dict[int, float]) -> float:
+    """Update each process's own peak (VmHWM) and return their sum in MB."""
+    for pid in list(pids):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        pids[pid] = max(pids[pid], int(line.split()[1]) / 1024)
+        except OSError:
+            pass
+    return sum(pids.values())
+
+
+def measure(name: str, cmd: list[str], url: str, expected: int, timeout: float) -> Result:
+    """Run ``cmd`` and time it until ``url`` answers with ``expected`` points."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    peaks: dict[int, float] = {}
+    points = -1
+    try:
+        while time.perf_counter() - started < timeout:
+            for pid in process_tree(proc.pid):
+                peaks.setdefault(pid, 0.0)
+            peak_rss_mb(peaks)
+            try:
+                with urllib.request.urlopen(url, timeout=30) as response:
+                    points = len(json.loads(response.read()))
+            except (urllib.error.URLError, ConnectionError, json.JSONDecodeError, TimeoutError):
+                points = -1
+            if points >= expected:
+                elapsed = time.perf_counter() - started
+                break
+            time.sleep(0.02)
+        else:
+            raise RuntimeError(f"{name}: no full answer within {timeout}s (last: {points})")
+        for pid in process_tree(proc.pid):
+            peaks.setdefault(pid, 0.0)
+        return Result(name, elapsed, peak_rss_mb(peaks), points)
+    finally:
+        for pid in reversed(process_tree(proc.pid)):
+            with contextlib.suppress(OSError):
+                os.kill(pid, 9)
+        proc.wait()
+
+
+def servers(logdir: str, steps: int, include_slow: bool) -> list[tuple[str, list[str], int]]:
+    py = sys.executable
+    tb = [py, "-m", "tensorboard.main", "--logdir", logdir, "--host", "127.0.0.1"]
+    out = [
+        (
+            "kboard",
+            [
+                py,
+                "-m",
+                "kboard",
+                "serve",
+                "--logdir",
+                logdir,
+                "--no-watch",
+                "--reload-interval",
+                "3600",
+            ],
+            steps,
+        ),
+        (
+            "tensorboard --load_fast=true (all points)",
+            tb + ["--load_fast=true", "--samples_per_plugin", f"scalars={steps}"],
+            steps,
+        ),
+    ]
+    if include_slow:
+        out.append(
+            (
+                "tensorboard --load_fast=false (1,000 sampled)",
+                tb + ["--load_fast=false"],
+                min(steps, 1000),
+            )
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--tags", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--format", choices=("tf2", "legacy"), default="tf2")
+    parser.add_argument("--logdir", help="reuse (or create) this logdir")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per server; best is kept")
+    parser.add_argument(
+        "--skip-slow",
+        action="store_true",
+        help="leave out TensorBoard's Python loader (slow on big logdirs)",
+    )
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--json", dest="json_out", help="also write the results here")
+    args = parser.parse_args(argv)
+
+    tmp = None
+    logdir = args.logdir
+    if logdir is None:
+        tmp = tempfile.mkdtemp(prefix="kboard-bench-")
+        logdir = tmp
+    if not any(Path(logdir).rglob("*tfevents*")):
+        generate(logdir, args.runs, args.tags, args.steps, fmt=args.format)
+    size = sum(f.stat().st_size for f in Path(logdir).rglob("*") if f.is_file())
+    last_run = f"run_{args.runs - 1:03d}"
+    last_tag = f"metrics/tag_{args.tags - 1:03d}"
+    query = urllib.parse.urlencode({"run": last_run, "tag": last_tag})
+    print(
+        f"logdir {logdir}: {args.runs} runs x {args.tags} tags x {args.steps} steps = "
+        f"{args.runs * args.tags * args.steps:,} points, {size / 1e6:.0f} MB, "
+        f"{os.cpu_count()} cores"
+    )
+    results: list[Result] = []
+    try:
+        for name, cmd, expected in servers(logdir, args.steps, not args.skip_slow):
+            best: Result | None = None
+            for _ in range(args.repeat):
+                port = free_port()
+                url = f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?{query}"
+                result = measure(name, [*cmd, "--port", str(port)], url, expected, args.timeout)
+                if best is None or result.seconds < best.seconds:
+                    best = result
+            results.append(best)
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    ours = results[0]
+    print(
+        "\n| server | start to all points served | peak memory | time vs kboard "
+        "| memory vs kboard |\n|---|---|---|---|---|"
+    )
+    for r in results:
+        print(
+            f"| {r.name} | {r.seconds:.2f} s | {r.peak_mb:.0f} MB | "
+            f"{r.seconds / ours.seconds:.1f}x | {r.peak_mb / ours.peak_mb:.1f}x |"
+        )
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps([r.__dict__ for r in results], indent=2))
+
+
+if __name__ == "__main__":
+    main()
