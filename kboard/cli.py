@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
-import re
 import sys
 
 import click
 
 from kboard import __version__
 from kboard.events import Kind, TagInfo
-from kboard.export import write_scalars_csv
+from kboard.export import KINDS, LAYOUTS, Selection, count_points, write_export
 from kboard.ingest import LogdirReader, parse_logdir_spec
 from kboard.store import Store
 
@@ -107,27 +107,78 @@ def _series_line(store: Store, run: str, kind: Kind, tag: str, info: TagInfo) ->
 
 @cli.command()
 @_logdir_option
-@click.option("-o", "--output", default="-", metavar="FILE", help="Output file, - for stdout.")
-@click.option("--runs", metavar="REGEX", help="Only runs whose name matches.")
-@click.option("--tags", metavar="REGEX", help="Only tags whose name matches.")
-def export(logdir: str, output: str, runs: str | None, tags: str | None) -> None:
-    """Export every scalar point as CSV: run,tag,step,wall_time,value."""
-    for pattern in (runs, tags):
-        if pattern:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise click.BadParameter(f"{pattern!r}: {exc}") from None
-    reader = load_logdir(logdir)
-    if output == "-":
-        write_scalars_csv(reader.store, sys.stdout, runs, tags)
-        return
+@click.option(
+    "-o",
+    "--output",
+    default="-",
+    metavar="FILE",
+    help="Output file (.json for JSON), - for stdout.",
+)
+@click.option("--runs", metavar="REGEX", help="Only runs whose name matches (re.search).")
+@click.option("--tags", metavar="REGEX", help="Only tags whose name matches (re.search).")
+@click.option(
+    "--format",
+    "layout",
+    type=click.Choice(LAYOUTS),
+    default="long",
+    show_default=True,
+    help="long: a row per point; wide: a row per step.",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(KINDS),
+    default="scalars",
+    show_default=True,
+    help="What to export (histograms: a row per bucket).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Write JSON (the default for an output file ending in .json).",
+)
+def export(
+    logdir: str,
+    output: str,
+    runs: str | None,
+    tags: str | None,
+    layout: str,
+    kind: str,
+    as_json: bool,
+) -> None:
+    """Export every point as CSV (run,tag,step,wall_time,value) or JSON."""
     try:
-        with open(output, "w", newline="", encoding="utf-8") as out:
-            count = write_scalars_csv(reader.store, out, runs, tags)
+        sel = Selection(runs, tags, kind)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    fmt = "json" if as_json or output.lower().endswith(".json") else "csv"
+    reader = load_logdir(logdir)
+    to_stdout = output == "-"
+    show_progress = sys.stderr.isatty() and not (to_stdout and sys.stdout.isatty())
+    total = count_points(reader.store, sel)
+    try:
+        out = (
+            io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="", write_through=False)
+            if to_stdout
+            else open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        )
     except OSError as exc:
         raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
-    click.echo(f"wrote {count} rows to {output}", err=True)
+    try:
+        with click.progressbar(
+            length=total, label="exporting", file=sys.stderr, hidden=not show_progress
+        ) as bar:
+            write_export(reader.store, out, sel, fmt=fmt, layout=layout, progress=bar.update)
+        out.flush()
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
+    finally:
+        if to_stdout:
+            out.detach()
+        else:
+            out.close()
+    if not to_stdout:
+        click.echo(f"wrote {total} {kind} rows to {output}", err=True)
 
 
 @cli.command()
@@ -183,6 +234,34 @@ def serve(
         watch=not no_watch,
         threads=threads,
     )
+
+
+@cli.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; 0.0.0.0 serves every interface (use with care).",
+)
+@click.option(
+    "--port",
+    default=6006,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on; if taken, the next free one is used and said so.",
+)
+@click.option(
+    "--epochs",
+    default=30,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Epochs to train the demo model for.",
+)
+def demo(host: str, port: int, epochs: int) -> None:
+    """Train a small Keras model in the background and watch it live (needs kboard[tf])."""
+    from kboard.demo import run_demo
+
+    run_demo(host=host, port=port, epochs=epochs)
 
 
 def main() -> None:
