@@ -49,7 +49,10 @@ def file_version_record(wall_time: float) -> bytes:
 def scalar_event(
     tag: bytes, step: int, wall_time: float, value: float, *, tf2: bool, metadata: bool
 ) -> bytes:
-    """Encode one scalar Event as tf.summary (``tf2``) or torch writes it."""
+    """Encode one scalar Event as tf.summary (``tf2``) or torch writes it.
+
+    ``tf.summary.scalar`` repeats the summary metadata in every event; pass ``metadata``.
+    """
     if tf2:
         tensor = b"\x08\x01" + _field(2, b"") + _field(4, _FLOAT.pack(value))
         val = _field(1, tag) + _field(8, tensor)
@@ -79,9 +82,7 @@ def write_scalar_run(path: Path, tags: int, steps: int, *, seed: int, tf2: bool 
             row = values[step].tolist()
             for i, name in enumerate(names):
                 chunk.append(
-                    encode_record(
-                        scalar_event(name, step, wall, row[i], tf2=tf2, metadata=step == 0)
-                    )
+                    encode_record(scalar_event(name, step, wall, row[i], tf2=tf2, metadata=True))
                 )
             if len(chunk) >= 50_000:
                 out.write(b"".join(chunk))

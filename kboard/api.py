@@ -98,14 +98,16 @@ def scalars_impl(
         # Wall times need not be sorted (clock changes): downsample by index then.
         if x_mode != "step" and len(x) > 1 and np.any(np.diff(x) < 0):
             idx = minmax_indices(np.arange(len(x), dtype=float), cols.values, None, None, points)
+            in_range = len(x)
         else:
             idx = minmax_indices(x, cols.values, xmin, xmax, points)
+            in_range = _count_in_range(x, xmin, xmax)
         series.append(
             {
                 "run": run,
                 "total": len(cols),
                 "count": len(idx),
-                "downsampled": len(idx) < len(cols),
+                "downsampled": len(idx) < in_range,
                 "steps": cols.steps[idx].tolist(),
                 "wall_times": float_list(cols.wall_times[idx]),
                 "values": float_list(cols.values[idx]),
@@ -230,6 +232,12 @@ def model_impl(store: Store, run: str, tag: str) -> dict[str, Any]:
     return {"run": run, "tag": tag, "step": latest.step, "model": view}
 
 
+def _count_in_range(x: np.ndarray, xmin: float | None, xmax: float | None) -> int:
+    lo = 0 if xmin is None else int(np.searchsorted(x, xmin, side="left"))
+    hi = len(x) if xmax is None else int(np.searchsorted(x, xmax, side="right"))
+    return max(hi - lo, 0)
+
+
 # -- HTTP handlers --------------------------------------------------------------------
 @bp.get("/runs")
 def runs() -> Response:
@@ -267,8 +275,8 @@ def scalars() -> Response:
     if not runs_arg:
         runs_arg = [run for run, tags in store.tags(Kind.SCALARS).items() if tag in tags]
     result = scalars_impl(store, tag, runs_arg, x_mode=x_mode, xmin=xmin, xmax=xmax, points=points)
-    if not result["series"]:
-        return json_error(f"no scalar tag {tag!r} in the requested runs", 404)
+    if not result["series"] and not any(tag in tags for tags in store.tags(Kind.SCALARS).values()):
+        return json_error(f"no scalar tag {tag!r}", 404)
     return json_response(result)
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
+from kboard.cache import RunCache
 from kboard.ingest import LogdirReader
 from kboard.jsonutil import json_error
 from kboard.live import LiveReloader
@@ -47,12 +49,19 @@ def create_app(
     live: bool = True,
     host: str = "127.0.0.1",
     reader: LogdirReader | None = None,
+    cache_dir: str | None = None,
 ) -> Flask:
-    """Create the app for ``logdir``: read it once, then follow it when ``live``."""
+    """Create the app for ``logdir``: read it once, then follow it when ``live``.
+
+    With ``cache_dir``, decoded runs are kept there so the next start is quick.
+    """
     app = Flask(__name__)
     app.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=1024 * 1024)
-    reader = reader or LogdirReader(logdir)
+    cache = RunCache(cache_dir) if cache_dir else None
+    reader = reader or LogdirReader(logdir, cache=cache)
     reader.reload()
+    if cache is not None:
+        threading.Thread(target=reader.save_cache, name="kboard-cache", daemon=True).start()
     reloader = None
     if live:
         reloader = LiveReloader(reader, interval=reload_interval, watch=watch)

@@ -10,6 +10,7 @@ import sys
 import click
 
 from kboard import __version__
+from kboard.cache import default_cache_dir
 from kboard.events import Kind, TagInfo
 from kboard.export import KINDS, LAYOUTS, Selection, count_points, write_export
 from kboard.ingest import LogdirReader, parse_logdir_spec
@@ -216,8 +217,22 @@ def export(
     type=click.IntRange(2, 256),
     help="Worker threads (each open page holds one for live updates).",
 )
+@click.option(
+    "--cache-dir",
+    metavar="DIR",
+    help="Where decoded runs are cached for a quick restart "
+    "[default: $KBOARD_CACHE_DIR or ~/.cache/kboard].",
+)
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
 def serve(
-    logdir: str, host: str, port: int, reload_interval: float, no_watch: bool, threads: int
+    logdir: str,
+    host: str,
+    port: int,
+    reload_interval: float,
+    no_watch: bool,
+    threads: int,
+    cache_dir: str | None,
+    no_cache: bool,
 ) -> None:
     """Serve the dashboard for a logdir until Ctrl-C."""
     from kboard.serve import serve_forever
@@ -233,6 +248,7 @@ def serve(
         reload_interval=reload_interval,
         watch=not no_watch,
         threads=threads,
+        cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
     )
 
 

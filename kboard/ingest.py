@@ -15,6 +15,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from kboard.cache import CachedFile, RunCache, fingerprint, run_data_from_state
 from kboard.events import Datum, DecodedBlock, Restart, ScalarBatch, TagInfo, decode_block
 from kboard.records import DEFAULT_MAX_RECORD_BYTES, HEADER_SIZE, RecordBlock, read_block
 from kboard.store import Problem, RunData, Sample, Store, WriteTxn
@@ -71,6 +72,7 @@ class RunState:
     path: str
     files: dict[str, FileState] = field(default_factory=dict)
     tag_infos: dict[str, TagInfo] = field(default_factory=dict)
+    unsaved_bytes: int = 0  # read since the run was last written to the cache
 
 
 @dataclass
@@ -82,6 +84,7 @@ class ReloadReport:
     runs_added: list[str] = field(default_factory=list)
     runs_removed: list[str] = field(default_factory=list)
     runs_reread: list[str] = field(default_factory=list)
+    runs_from_cache: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
 
@@ -94,10 +97,12 @@ class LogdirReader:
         store: Store | None = None,
         *,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        cache: RunCache | None = None,
     ) -> None:
         self.roots = parse_logdir_spec(logdir) if isinstance(logdir, str) else dict(logdir)
         self.store = store if store is not None else Store()
         self.max_record_bytes = max_record_bytes
+        self.cache = cache
         self._runs: dict[str, RunState] = {}
         self._reload_lock = threading.Lock()
 
@@ -121,8 +126,50 @@ class LogdirReader:
                 if state is None or state.path != path:
                     state = self._runs[name] = RunState(name, path)
                     report.runs_added.append(name)
+                    if self.cache is not None and self._restore(state):
+                        report.runs_from_cache.append(name)
                 self._reload_run(state, files, report)
             return report
+
+    def _restore(self, state: RunState) -> bool:
+        """Start a run from its cached state, when the cache is still true of its files."""
+        cached = self.cache.load(state.path) if self.cache is not None else None
+        if cached is None:
+            return False
+        state.tag_infos = dict(cached["tag_infos"])
+        for f in cached["files"]:
+            state.files[f.path] = FileState(f.path, f.identity, f.offset, f.offset, f.stopped)
+        with self.store.write() as txn:
+            txn.replace_run(state.name, run_data_from_state(cached["data"]))
+            for problem in cached["problems"]:
+                txn.report(problem)
+        log.info("run %s restored from the cache", state.name)
+        return True
+
+    def save_cache(self, min_new_bytes: int = 1 << 20) -> int:
+        """Write runs that grew by ``min_new_bytes`` since their last save; return how many."""
+        if self.cache is None or not self.cache.usable:
+            return 0
+        jobs = []
+        with self._reload_lock:
+            for state in self._runs.values():
+                if state.unsaved_bytes < min_new_bytes:
+                    continue
+                try:
+                    files = [
+                        CachedFile(
+                            f.path, f.identity, f.offset, fingerprint(f.path, f.offset), f.stopped
+                        )
+                        for f in state.files.values()
+                    ]
+                    data, problems = self.store.run_snapshot(state.name)
+                except (OSError, KeyError):
+                    continue  # a file or the run vanished: the next reload sorts it out
+                jobs.append((state.path, files, dict(state.tag_infos), data, problems))
+                state.unsaved_bytes = 0
+        for path, files, tag_infos, data, problems in jobs:
+            self.cache.save(path, files, tag_infos, data, problems)
+        return len(jobs)
 
     def _discover(self) -> dict[str, tuple[str, list[str]]]:
         """Find ``{run name: (directory, [event file paths])}`` under every root."""
@@ -217,6 +264,7 @@ class LogdirReader:
         report: ReloadReport,
     ) -> None:
         report.bytes_read += block.end_offset - fstate.offset
+        state.unsaved_bytes += block.end_offset - fstate.offset
         report.records += len(block)
         for rp in block.problems:
             problems.append(Problem(state.name, fstate.path, rp.offset, rp.kind, rp.message))

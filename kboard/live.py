@@ -16,6 +16,8 @@ log = logging.getLogger("kboard")
 
 # Coalesce bursts of file events (a training step writes several records) into one reload.
 DEBOUNCE_SECONDS = 0.05
+# Refresh the on-disk cache of decoded runs at most this often.
+CACHE_SAVE_SECONDS = 60.0
 
 
 class LiveReloader:
@@ -71,6 +73,7 @@ class LiveReloader:
             self._observer = observer
 
     def _loop(self) -> None:
+        last_save = time.monotonic()
         while not self._stop.is_set():
             self._wake.wait(self.interval if self.interval > 0 else None)
             if self._stop.is_set():
@@ -79,6 +82,9 @@ class LiveReloader:
             self._wake.clear()
             try:
                 self.reader.reload()
+                if time.monotonic() - last_save > CACHE_SAVE_SECONDS:
+                    last_save = time.monotonic()
+                    self.reader.save_cache()
             except Exception:  # the reader reports file problems itself; this is a bug
                 log.exception("reload failed")
 

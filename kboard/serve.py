@@ -40,7 +40,14 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def serve_forever(
-    logdir: str, *, host: str, port: int, reload_interval: float, watch: bool, threads: int
+    logdir: str,
+    *,
+    host: str,
+    port: int,
+    reload_interval: float,
+    watch: bool,
+    threads: int,
+    cache_dir: str | None = None,
 ) -> None:
     """Bind, read the logdir, print the URL and serve until interrupted."""
     import waitress
@@ -49,7 +56,9 @@ def serve_forever(
     missing = [p for p in logdir_paths(logdir) if not os.path.isdir(p)]
     for path in missing:
         click.echo(f"kboard: {path} does not exist yet; waiting for event files there", err=True)
-    app = create_app(logdir, reload_interval=reload_interval, watch=watch, host=host)
+    app = create_app(
+        logdir, reload_interval=reload_interval, watch=watch, host=host, cache_dir=cache_dir
+    )
     state = app.extensions["kboard"]
     bound_port = sock.getsockname()[1]
     shown_host = "localhost" if host in ("127.0.0.1", "::1") else host

@@ -126,6 +126,14 @@ class SampledSeries:
     def __len__(self) -> int:
         return len(self._items)
 
+    @classmethod
+    def restore(cls, limit: int, seen: int, items: tuple[Sample, ...]) -> SampledSeries:
+        """Rebuild a series saved with its kept items and count of values seen."""
+        series = cls(limit)
+        series._items = list(items)
+        series._seen = seen
+        return series
+
     @property
     def seen(self) -> int:
         """How many values were ever added (more than are kept once sampling started)."""
@@ -269,6 +277,14 @@ class Store:
     def problems(self) -> list[Problem]:
         with self._lock:
             return list(self._problems.values())
+
+    def run_snapshot(self, run: str) -> tuple[dict[str, Any], list[Problem]]:
+        """A consistent, picklable copy of one run and its problems (for the cache)."""
+        from kboard.cache import run_data_state
+
+        with self._lock:
+            problems = [p for p in self._problems.values() if p.run == run]
+            return run_data_state(self._run(run)), problems
 
     def _run(self, run: str) -> RunData:
         try:

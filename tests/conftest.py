@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ import pytest
 from kboard.records import encode_record
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Servers started by tests (and their subprocesses) cache decoded runs here, not in ~/.cache.
+os.environ["KBOARD_CACHE_DIR"] = tempfile.mkdtemp(prefix="kboard-test-cache-")
 
 STEPS = 6
 

@@ -200,3 +200,14 @@ def test_problems_are_reported(tmp_path: Path, make_app) -> None:
     assert [p["kind"] for p in body["problems"]] == ["length_crc"]
     assert body["problems"][0]["run"] == "bad" and "ok" in [r["name"] for r in body["runs"]]
     assert all(math.isfinite(r["start_time"]) for r in body["runs"] if r["start_time"])
+
+
+def test_zoomed_range_that_fits_is_not_called_downsampled(client) -> None:
+    full = client.get("/api/scalars?tag=loss&run=train&xmin=1&xmax=3&points=10").get_json()
+    series = full["series"][0]
+    assert series["steps"] == [0, 1, 2, 3, 4] and not series["downsampled"]
+
+
+def test_tag_known_but_not_in_requested_runs_is_an_empty_answer(client) -> None:
+    body = client.get("/api/scalars?tag=loss&run=nope").get_json()
+    assert body == {"tag": "loss", "series": []}

@@ -239,9 +239,11 @@ async function load(card) {
       const width = card.plot.clientWidth || 500;
       const params = new URLSearchParams({ tag: card.tag });
       for (const run of runs) params.append('run', run);
-      // Two points (a bucket's min and max) per pixel; more once zoomed, where the server
-      // sends every point of a range that fits.
-      const budget = Math.max(500, Math.min(4000, Math.round(width * 2)));
+      // Two points (a bucket's min and max) per pixel for one run, fewer per run when many
+      // overlap (keeps a 50-run chart light); more once zoomed, where the server sends
+      // every point of a range that fits.
+      const perRun = (width * 2) / Math.sqrt(Math.max(1, runs.length));
+      const budget = Math.max(300, Math.min(4000, Math.round(perRun)));
       params.set('points', String(zoom ? Math.max(budget, ZOOMED_POINTS) : budget));
       params.set('x', app.state.x);
       if (zoom) {

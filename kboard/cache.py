@@ -1,0 +1,204 @@
+"""A persistent cache of decoded runs, so serving the same logdir again starts at once.
+
+One file per run holds the run's stored data and how far each of its event files was read.
+It is used only when every file it names is still the same file (device, inode, size at least
+the offset read, and checksums of its first bytes and of the bytes just before the offset);
+otherwise the run is read from its files as if there were no cache. Cache files are written
+to a temporary name and renamed, and carry a checksum of their content, so a process killed
+mid-write leaves either the old cache or none, never a partial one. The cache directory must
+be owned by the user and closed to others (its files are pickles).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import pickle
+import stat
+import struct
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import google_crc32c
+
+from kboard import __version__
+from kboard.events import Kind, TagInfo
+from kboard.store import Problem, RunData, SampledSeries, ScalarSeries
+
+log = logging.getLogger("kboard")
+
+MAGIC = b"KBCACHE1"
+FORMAT = 2
+FINGERPRINT_BYTES = 4096
+_HEADER = struct.Struct("<8sIQ")  # magic, crc32c of payload, payload length
+
+
+def default_cache_dir() -> str:
+    """``$KBOARD_CACHE_DIR``, else ``$XDG_CACHE_HOME/kboard``, else ``~/.cache/kboard``."""
+    explicit = os.environ.get("KBOARD_CACHE_DIR")
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "kboard")
+
+
+@dataclass(frozen=True)
+class CachedFile:
+    """One event file as far as the cached state read it."""
+
+    path: str
+    identity: tuple[int, int]
+    offset: int
+    fingerprint: str
+    stopped: bool
+
+
+def fingerprint(path: str, offset: int) -> str:
+    """Checksums of the first bytes and of the bytes just before ``offset``."""
+    with open(path, "rb") as f:
+        head = f.read(min(FINGERPRINT_BYTES, offset))
+        f.seek(max(0, offset - FINGERPRINT_BYTES))
+        tail = f.read(min(FINGERPRINT_BYTES, offset))
+    return f"{google_crc32c.value(head):08x}{google_crc32c.value(tail):08x}{offset:x}"
+
+
+class RunCache:
+    """Saves and loads decoded runs under one directory."""
+
+    def __init__(self, directory: str | None = None) -> None:
+        self.directory = os.path.abspath(directory or default_cache_dir())
+        self.usable = self._prepare()
+
+    def _prepare(self) -> bool:
+        try:
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            st = os.stat(self.directory)
+        except OSError as exc:
+            log.warning("cache disabled: cannot use %s (%s)", self.directory, exc.strerror)
+            return False
+        if st.st_uid != os.getuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            log.warning("cache disabled: %s is not private to this user", self.directory)
+            return False
+        return True
+
+    def path_for(self, run_path: str) -> str:
+        key = hashlib.sha256(os.path.abspath(run_path).encode("utf-8", "surrogateescape"))
+        return os.path.join(self.directory, key.hexdigest()[:40] + ".kbc")
+
+    # -- saving -----------------------------------------------------------------------
+    def save(
+        self,
+        run_path: str,
+        files: list[CachedFile],
+        tag_infos: dict[str, TagInfo],
+        data: dict[str, Any],
+        problems: list[Problem],
+    ) -> None:
+        """Write one run's cache atomically."""
+        if not self.usable:
+            return
+        payload = pickle.dumps(
+            {
+                "format": FORMAT,
+                "version": __version__,
+                "run_path": os.path.abspath(run_path),
+                "files": files,
+                "tag_infos": tag_infos,
+                "data": data,
+                "problems": problems,
+            },
+            protocol=5,
+        )
+        header = _HEADER.pack(MAGIC, google_crc32c.value(payload), len(payload))
+        target = self.path_for(run_path)
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".kbc")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(header)
+                out.write(payload)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        except OSError as exc:
+            log.warning("could not write cache %s: %s", target, exc.strerror)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+    # -- loading ----------------------------------------------------------------------
+    def load(self, run_path: str) -> dict[str, Any] | None:
+        """Return the cached state of a run if it is intact and still true of its files."""
+        if not self.usable:
+            return None
+        target = self.path_for(run_path)
+        try:
+            with open(target, "rb") as f:
+                head = f.read(_HEADER.size)
+                if len(head) != _HEADER.size:
+                    return None
+                magic, crc, length = _HEADER.unpack(head)
+                payload = f.read(length + 1)
+        except OSError:
+            return None
+        if magic != MAGIC or len(payload) != length or google_crc32c.value(payload) != crc:
+            log.info("ignoring damaged cache file %s", target)
+            return None
+        try:
+            state = pickle.loads(payload)  # noqa: S301 - our own file, in a private directory
+        except Exception:  # noqa: BLE001 - any unpickling failure means "no cache"
+            return None
+        if (
+            not isinstance(state, dict)
+            or state.get("format") != FORMAT
+            or state.get("version") != __version__
+            or state.get("run_path") != os.path.abspath(run_path)
+        ):
+            return None
+        for cached in state["files"]:
+            if not _still_valid(cached):
+                log.info("cache of %s is stale (%s changed)", run_path, cached.path)
+                return None
+        return state
+
+
+def _still_valid(cached: CachedFile) -> bool:
+    try:
+        st = os.stat(cached.path)
+        return (
+            (st.st_dev, st.st_ino) == cached.identity
+            and st.st_size >= cached.offset
+            and fingerprint(cached.path, cached.offset) == cached.fingerprint
+        )
+    except OSError:
+        return False
+
+
+def run_data_state(data: RunData) -> dict[str, Any]:
+    """A picklable copy of a run's stored data (call under the store's lock)."""
+    return {
+        "tags": {kind: dict(tags) for kind, tags in data.tags.items()},
+        "scalars": {tag: series.snapshot() for tag, series in data.scalars.items()},
+        "samples": {
+            kind: {tag: (s.limit, s.seen, s.snapshot()) for tag, s in by_tag.items()}
+            for kind, by_tag in data.samples.items()
+        },
+        "start_time": data.start_time,
+    }
+
+
+def run_data_from_state(state: dict[str, Any]) -> RunData:
+    """Rebuild a run's stored data from :func:`run_data_state`'s output."""
+    data = RunData()
+    data.tags = {Kind(kind): dict(tags) for kind, tags in state["tags"].items()}
+    for tag, cols in state["scalars"].items():
+        series = ScalarSeries()
+        series.extend(cols.steps, cols.wall_times, cols.values)
+        data.scalars[tag] = series
+    for kind, by_tag in state["samples"].items():
+        target = data.samples.setdefault(Kind(kind), {})
+        for tag, (limit, seen, items) in by_tag.items():
+            target[tag] = SampledSeries.restore(limit, seen, items)
+    data.start_time = state["start_time"]
+    return data
