@@ -160,6 +160,70 @@ def prime_cache(logdir: str, cache_dir: str) -> None:
     reader.save_cache(min_new_bytes=0)
 
 
+def idle_reload_ms(logdir: str, repeat: int = 30) -> float:
+    """Median time of a reload that finds nothing new, in-process."""
+    from kboard.ingest import LogdirReader
+
+    reader = LogdirReader(logdir)
+    reader.reload()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        reader.reload()
+        times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2] * 1000
+
+
+def live_latency_s(runs: int, repeat: int = 5) -> float:
+    """Median time from a flushed point to the HTTP API serving it (a watched logdir)."""
+    from kboard.writer import SummaryWriter
+
+    with tempfile.TemporaryDirectory(prefix="kboard-live-") as logdir:
+        writers = [SummaryWriter(f"{logdir}/run_{i:03d}", flush_secs=3600) for i in range(runs)]
+        for w in writers:
+            w.add_scalar("loss", 0.0, 0)
+            w.flush()
+        port = free_port()
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kboard",
+                "serve",
+                "--logdir",
+                logdir,
+                "--port",
+                str(port),
+                "--no-cache",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}/api/scalars?tag=loss&run=run_000&points=100000"
+        times = []
+        try:
+            for step in range(1, repeat + 2):
+                writers[0].add_scalar("loss", float(step), step)
+                writers[0].flush()
+                written = time.perf_counter()
+                while time.perf_counter() - written < 30:
+                    try:
+                        with urllib.request.urlopen(url, timeout=10) as response:
+                            if json.loads(response.read())["series"][0]["steps"][-1] == step:
+                                break
+                    except (urllib.error.URLError, ConnectionError):
+                        pass
+                    time.sleep(0.005)
+                if step > 1:  # the first one also waits for the server to start
+                    times.append(time.perf_counter() - written)
+        finally:
+            proc.kill()
+            proc.wait()
+            for w in writers:
+                w.close()
+    return sorted(times)[len(times) // 2]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=10)
@@ -212,6 +276,7 @@ def main(argv: list[str] | None = None) -> None:
                 if best is None or result.seconds < best.seconds:
                     best = result
             results.append(best)
+        idle_ms = idle_reload_ms(logdir)
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
         if tmp:
@@ -226,6 +291,11 @@ def main(argv: list[str] | None = None) -> None:
             f"| {r.name} | {r.seconds:.2f} s | {r.peak_mb:.0f} MB | "
             f"{r.seconds / ours.seconds:.1f}x | {r.peak_mb / ours.peak_mb:.1f}x |"
         )
+    print(f"\nA reload that finds nothing new ({args.runs} runs): {idle_ms:.1f} ms (median)")
+    print(
+        f"A flushed point served over HTTP after: {live_latency_s(args.runs) * 1000:.0f} ms "
+        "(median, watched logdir)"
+    )
     if args.json_out:
         Path(args.json_out).write_text(json.dumps([r.__dict__ for r in results], indent=2))
 
