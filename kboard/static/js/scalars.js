@@ -162,12 +162,25 @@ class Card {
       text: '⤢',
     });
     this.expand.addEventListener('click', () => this.toggleWide());
+    // Every point of this chart's runs, not just what is drawn.
+    this.csv = el('a', {
+      class: 'kb-card-link',
+      text: 'CSV',
+      title: 'Download every point of this chart (its selected runs) as CSV',
+      download: '',
+    });
+    this.json = el('a', {
+      class: 'kb-card-link',
+      text: 'JSON',
+      title: 'Download every point of this chart (its selected runs) as JSON',
+      download: '',
+    });
     this.plot = el('div', { class: 'kb-plot' });
     this.note = el('p', { class: 'kb-card-note' });
     this.root = el(
       'article',
       { class: 'kb-card' },
-      el('header', { class: 'kb-card-head' }, this.title, this.expand),
+      el('header', { class: 'kb-card-head' }, this.title, this.csv, this.json, this.expand),
       this.plot,
       this.note,
     );
@@ -181,6 +194,17 @@ class Card {
     this.title.textContent = name;
     const tip = info && info.description ? `${this.tag}\n\n${info.description}` : this.tag;
     this.title.title = tip;
+  }
+
+  setExportRuns(runs) {
+    const params = new URLSearchParams({ kind: 'scalars' });
+    params.set('runs', `^(?:${runs.map(escapeRegex).join('|')})$`);
+    params.set('tags', `^${escapeRegex(this.tag)}$`);
+    for (const [link, format] of [[this.csv, 'csv'], [this.json, 'json']]) {
+      params.set('format', format);
+      link.href = `api/export?${params}`;
+      link.hidden = runs.length === 0;
+    }
   }
 
   toggleWide() {
@@ -230,6 +254,7 @@ async function load(card) {
   card.loading = true;
   const seq = ++card.seq;
   const runs = runsWithTag(card.tag);
+  card.setExportRuns(runs);
   const zoom = card.zoom;
   // Only a chart with nothing drawn yet says so; live refreshes show the header's spinner.
   if (!card.plotted) card.root.dataset.loading = 'true';
