@@ -42,6 +42,23 @@ def load_logdir(logdir: str) -> LogdirReader:
     return reader
 
 
+def _listen_options(func):  # type: ignore[no-untyped-def]
+    """The --host and --port options of the commands that serve the page."""
+    func = click.option(
+        "--port",
+        default=6006,
+        show_default=True,
+        type=click.IntRange(0, 65535),
+        help="Port to listen on; if taken, the next free one is used and said so.",
+    )(func)
+    return click.option(
+        "--host",
+        default="127.0.0.1",
+        show_default=True,
+        help="Address to listen on; 0.0.0.0 serves every interface (use with care).",
+    )(func)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="kboard")
 @click.option("-v", "--verbose", is_flag=True, help="Log what the reader does.")
@@ -184,19 +201,7 @@ def export(
 
 @cli.command()
 @_logdir_option
-@click.option(
-    "--host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address to listen on; 0.0.0.0 serves every interface (use with care).",
-)
-@click.option(
-    "--port",
-    default=6006,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="Port to listen on; if taken, the next free one is used and said so.",
-)
+@_listen_options
 @click.option(
     "--reload-interval",
     default=5.0,
@@ -253,19 +258,7 @@ def serve(
 
 
 @cli.command()
-@click.option(
-    "--host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address to listen on; 0.0.0.0 serves every interface (use with care).",
-)
-@click.option(
-    "--port",
-    default=6006,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="Port to listen on; if taken, the next free one is used and said so.",
-)
+@_listen_options
 @click.option(
     "--epochs",
     default=30,

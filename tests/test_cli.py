@@ -110,3 +110,15 @@ def test_console_script_is_installed() -> None:
     exe = Path(sys.executable).with_name("kboard")
     result = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "inspect" in result.stdout and "export" in result.stdout
+
+
+def test_every_command_and_option_is_documented() -> None:
+    from kboard.cli import cli
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text("utf-8")
+    for name, command in cli.commands.items():
+        assert f"## `kboard {name}`" in doc, name
+        for param in command.params:
+            for opt in param.opts:
+                if opt.startswith("--"):
+                    assert f"`{opt}" in doc, f"kboard {name} {opt} is not in docs/cli.md"
