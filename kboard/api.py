@@ -27,7 +27,7 @@ from kboard.histograms import (
 )
 from kboard.jsonutil import float_list, json_error, json_response
 from kboard.model import model_view
-from kboard.store import Sample, Store
+from kboard.store import NotFound, Sample, Store
 from kboard.text import text_to_html
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -86,7 +86,7 @@ def scalars_impl(
     for run in runs:
         try:
             cols = store.scalars(run, tag)
-        except KeyError:
+        except NotFound:
             continue
         if x_mode == "step":
             x = cols.steps
@@ -144,10 +144,10 @@ def find_step(samples: tuple[Sample, ...], step: int) -> Sample | None:
 
 
 def image_bytes_impl(store: Store, run: str, tag: str, step: int, sample: int) -> bytes:
-    """Return the stored bytes of one image; ``KeyError`` when there is none."""
+    """Return the stored bytes of one image; :class:`NotFound` when there is none."""
     item = find_step(store.samples(run, Kind.IMAGES, tag), step)
     if item is None or not 0 <= sample < len(item.value.samples):
-        raise KeyError(f"no image at step {step}, sample {sample}")
+        raise NotFound(f"no image at step {step}, sample {sample}")
     return item.value.samples[sample]
 
 
@@ -208,7 +208,7 @@ def text_impl(
     if step is not None:
         item = find_step(samples, step)
         if item is None:
-            raise KeyError(f"no text at step {step}")
+            raise NotFound(f"no text at step {step}")
         samples = (item,)
     entries = []
     for s in samples:
@@ -223,7 +223,7 @@ def model_impl(store: Store, run: str, tag: str) -> dict[str, Any]:
     """The newest model summary of a run and tag, as a layer tree."""
     samples = store.samples(run, Kind.MODEL, tag)
     if not samples:
-        raise KeyError(tag)
+        raise NotFound(f"no model summary under tag {tag!r}")
     latest = samples[-1]
     try:
         view = model_view(latest.value)
@@ -329,9 +329,9 @@ def _bad_request(exc: _BadRequest) -> Response:
     return json_error(str(exc), 400)
 
 
-@bp.errorhandler(KeyError)
-def _not_found(exc: KeyError) -> Response:
-    return json_error(f"not found: {exc.args[0] if exc.args else ''}", 404)
+@bp.errorhandler(NotFound)
+def _not_found(exc: NotFound) -> Response:
+    return json_error(str(exc), 404)
 
 
 def export_filename(logdir: str, sel: Selection, fmt: str) -> str:

@@ -19,7 +19,7 @@ from kboard.api import image_bytes_impl, runs_impl, sniff_image_type
 from kboard.app import kboard
 from kboard.events import Kind
 from kboard.jsonutil import cleanse, float_list, json_error, json_response
-from kboard.store import Store
+from kboard.store import NotFound, Store
 
 bp = Blueprint("compat", __name__, url_prefix="/data")
 
@@ -57,7 +57,7 @@ def _lookup(kind: Kind) -> tuple[str, str, Store] | Response:
             store.scalars(run, tag)
         else:
             store.samples(run, kind, tag)
-    except KeyError:
+    except NotFound:
         return json_error(f"no {kind.value} tag {tag!r} in run {run!r}", 404)
     return run, tag, store
 
@@ -156,7 +156,7 @@ def individual_image() -> Response:
         return json_error("step and sample must be integers", 400)
     try:
         data = image_bytes_impl(store, run, tag, step, sample)
-    except KeyError:
+    except NotFound:
         return json_error(f"no image at step {step}, sample {sample}", 404)
     response = Response(data, mimetype=sniff_image_type(data))
     response.headers["Cache-Control"] = "private, max-age=3600"

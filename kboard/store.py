@@ -242,17 +242,17 @@ class Store:
 
     def tag_info(self, run: str, kind: Kind, tag: str) -> TagInfo:
         with self._lock:
-            return self._run(run).tags.get(kind, {})[tag]
+            return _lookup(self._run(run).tags.get(kind, {}), tag, run)
 
     def scalars(self, run: str, tag: str) -> ScalarColumns:
-        """Return every point of one scalar series; ``KeyError`` when unknown."""
+        """Return every point of one scalar series; :class:`NotFound` when unknown."""
         with self._lock:
-            return self._run(run).scalars[tag].snapshot()
+            return _lookup(self._run(run).scalars, tag, run).snapshot()
 
     def samples(self, run: str, kind: Kind, tag: str) -> tuple[Sample, ...]:
-        """Return the kept values of one non-scalar series; ``KeyError`` when unknown."""
+        """Return the kept values of one non-scalar series; :class:`NotFound` when unknown."""
         with self._lock:
-            return self._run(run).samples[kind][tag].snapshot()
+            return self._series(run, kind, tag).snapshot()
 
     def iter_scalars(self) -> Iterator[tuple[str, str, ScalarColumns]]:
         """Yield ``(run, tag, columns)`` for every scalar series, sorted."""
@@ -267,7 +267,7 @@ class Store:
     def sample_counts(self, run: str, kind: Kind, tag: str) -> tuple[int, int]:
         """Return ``(kept, seen)`` for a non-scalar series."""
         with self._lock:
-            series = self._run(run).samples[kind][tag]
+            series = self._series(run, kind, tag)
             return len(series), series.seen
 
     def start_time(self, run: str) -> float | None:
@@ -287,10 +287,27 @@ class Store:
             return run_data_state(self._run(run)), problems
 
     def _run(self, run: str) -> RunData:
-        try:
-            return self._runs[run]
-        except KeyError:
-            raise KeyError(run) from None
+        data = self._runs.get(run)
+        if data is None:
+            raise NotFound(f"no run {run!r}")
+        return data
+
+    def _series(self, run: str, kind: Kind, tag: str) -> SampledSeries:
+        return _lookup(self._run(run).samples.get(kind, {}), tag, run)
+
+
+class NotFound(KeyError):
+    """An unknown run or tag was asked for."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "not found"
+
+
+def _lookup(mapping: dict[str, Any], tag: str, run: str) -> Any:
+    found = mapping.get(tag)
+    if found is None:
+        raise NotFound(f"no tag {tag!r} in run {run!r}")
+    return found
 
 
 class WriteTxn:
@@ -373,6 +390,12 @@ class WriteTxn:
         self.changed = True
         return True
 
-    def forget_problems(self, run: str, path: str) -> None:
-        for key in [k for k in self.store._problems if k[0] == run and k[1] == path]:
+    def forget_problems(self, run: str, path: str | None = None, kind: str | None = None) -> None:
+        """Drop the problems of a run (of one of its files, of one kind) that no longer hold."""
+        for key in [
+            k
+            for k in self.store._problems
+            if k[0] == run and path in (None, k[1]) and kind in (None, k[3])
+        ]:
             del self.store._problems[key]
+            self.changed = True
