@@ -5,24 +5,46 @@ to the logdir (``.`` for the logdir itself), as TensorBoard names them. Each rel
 known files, reads only bytes past each file's offset, and picks up new files and runs. A
 file that shrinks, is replaced or vanishes makes its run be read again from the start; a
 run whose directory is gone disappears.
+
+Symlinks: a symlinked event file is read, wherever it points (the person who runs kboard put
+it there; requests never name paths). A symlinked directory is not followed (logged once), so
+a symlink loop or a link to ``/`` can never make a reload walk forever; to show runs kept
+elsewhere, name them on the command line: ``--logdir here:DIR,there:OTHER_DIR``.
+
+Problems (corrupt records, unreadable files and directories, a zero-filled tail that stays
+unwritten for ``pending_report_seconds``) go to the store and the log, once each; they never
+stop other files or runs from being read.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from kboard.cache import CachedFile, RunCache, fingerprint, run_data_from_state
-from kboard.events import Datum, DecodedBlock, Restart, ScalarBatch, TagInfo, decode_block
-from kboard.records import DEFAULT_MAX_RECORD_BYTES, HEADER_SIZE, RecordBlock, read_block
+from kboard.events import Datum, Restart, TagInfo
+from kboard.fastpath import DecodedBlock, ScalarBatch, decode_block
+from kboard.records import (
+    DEFAULT_MAX_RECORD_BYTES,
+    FOOTER_SIZE,
+    HEADER_SIZE,
+    RecordBlock,
+    read_block,
+)
 from kboard.store import Problem, RunData, Sample, Store, WriteTxn
 
 log = logging.getLogger("kboard")
 
 EVENT_FILE_MARKER = "tfevents"
+# How long a zero-filled tail may wait for its data before it is reported.
+PENDING_REPORT_SECONDS = 60.0
 
 
 def is_event_file(name: str) -> bool:
@@ -62,6 +84,11 @@ class FileState:
     offset: int = 0
     size: int = 0
     stopped: bool = False  # a fatal framing problem: retried only when the file grows
+    tail: bytes = b""  # the bytes just before ``offset``: a file rewritten in place changes them
+    zero_since: float | None = None  # when a zero-filled tail was first seen at ``zero_at``
+    zero_at: int = -1
+    zero_reported: bool = False
+    failed: bool = False  # the last attempt to read it failed (reported)
 
 
 @dataclass
@@ -72,6 +99,7 @@ class RunState:
     path: str
     files: dict[str, FileState] = field(default_factory=dict)
     tag_infos: dict[str, TagInfo] = field(default_factory=dict)
+    broken: set[str] = field(default_factory=set)  # event-file names that cannot be opened
     unsaved_bytes: int = 0  # read since the run was last written to the cache
 
 
@@ -98,13 +126,17 @@ class LogdirReader:
         *,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         cache: RunCache | None = None,
+        pending_report_seconds: float = PENDING_REPORT_SECONDS,
     ) -> None:
         self.roots = parse_logdir_spec(logdir) if isinstance(logdir, str) else dict(logdir)
         self.store = store if store is not None else Store()
         self.max_record_bytes = max_record_bytes
         self.cache = cache
+        self.pending_report_seconds = pending_report_seconds
         self._runs: dict[str, RunState] = {}
         self._reload_lock = threading.Lock()
+        self._walk_problems: dict[str, Problem] = {}  # directory -> why it cannot be listed
+        self._links_seen: set[str] = set()  # symlinked directories already logged
 
     def missing_roots(self) -> list[str]:
         """Return the logdir paths that do not exist (yet)."""
@@ -114,13 +146,14 @@ class LogdirReader:
         """Read whatever is new on disk into the store."""
         with self._reload_lock:
             report = ReloadReport()
-            found = self._discover()
+            found, walk_problems = self._discover()
             for name in sorted(set(self._runs) - set(found)):
                 del self._runs[name]
                 with self.store.write() as txn:
                     txn.remove_run(name)
                 report.runs_removed.append(name)
                 log.info("run %s is gone", name)
+            self._report_walk_problems(walk_problems, report)
             for name, (path, files) in sorted(found.items()):
                 state = self._runs.get(name)
                 if state is None or state.path != path:
@@ -171,27 +204,75 @@ class LogdirReader:
             self.cache.save(path, files, tag_infos, data, problems)
         return len(jobs)
 
-    def _discover(self) -> dict[str, tuple[str, list[str]]]:
-        """Find ``{run name: (directory, [event file paths])}`` under every root."""
+    def _discover(self) -> tuple[dict[str, tuple[str, list[str]]], dict[str, Problem]]:
+        """Find ``{run name: (directory, [event file paths])}`` under every root.
+
+        Also returns the directories that could not be listed, as problems.
+        """
         found: dict[str, tuple[str, list[str]]] = {}
+        problems: dict[str, Problem] = {}
         for prefix, root in self.roots.items():
             if not os.path.isdir(root):
                 continue
-            for dirpath, dirnames, filenames in os.walk(root, onerror=_log_walk_error):
+
+            def unlistable(exc: OSError, prefix: str = prefix, root: str = root) -> None:
+                path = str(exc.filename)
+                name = run_name(prefix, os.path.relpath(path, root))
+                message = f"cannot list directory {name}: {exc.strerror}"
+                problems[path] = Problem(name, path, 0, "io", message)
+
+            for dirpath, dirnames, filenames in os.walk(root, onerror=unlistable):
                 dirnames.sort()
+                for d in dirnames:
+                    self._note_link(os.path.join(dirpath, d))
                 events = sorted(n for n in filenames if is_event_file(n))
                 if events:
                     name = run_name(prefix, os.path.relpath(dirpath, root))
                     found[name] = (dirpath, [os.path.join(dirpath, n) for n in events])
-        return found
+        return found, problems
+
+    def _note_link(self, path: str) -> None:
+        """Log, once, that a symlinked directory is not followed."""
+        if path not in self._links_seen and os.path.islink(path):
+            self._links_seen.add(path)
+            log.warning(
+                "not following symlinked directory %s (symlinked directories are not read; "
+                "name other logdirs with --logdir name:path,...)",
+                path,
+            )
+
+    def _report_walk_problems(self, problems: dict[str, Problem], report: ReloadReport) -> None:
+        """Report newly unlistable directories; forget the ones that can be listed again."""
+        old = self._walk_problems
+        if problems.keys() == old.keys():
+            return
+        with self.store.write() as txn:
+            for path, problem in old.items():
+                if path not in problems:
+                    txn.forget_problems(problem.run, path)
+            for path, problem in problems.items():
+                if path not in old and txn.report(problem):
+                    report.problems.append(problem)
+                    log.warning("%s", problem.message)
+        self._walk_problems = problems
 
     def _reload_run(self, state: RunState, paths: list[str], report: ReloadReport) -> None:
         stats: dict[str, os.stat_result] = {}
+        new_problems: list[Problem] = []
+        resolved: list[tuple[str, str]] = []  # (path, problem kind) no longer true
+        broken: set[str] = set()
         for path in paths:
             try:
                 stats[path] = os.stat(path)
-            except OSError:
-                continue  # vanished between listing and stat: treated as gone below
+            except OSError as exc:
+                # Vanished between listing and stat: treated as gone below. A name that is
+                # there but cannot be followed (a symlink loop, a dangling link) is reported.
+                if os.path.lexists(path):
+                    broken.add(path)
+                    message = f"cannot open {os.path.basename(path)}: {exc.strerror}"
+                    new_problems.append(Problem(state.name, path, 0, "io", message))
+        resolved += [(path, "io") for path in state.broken - broken]
+        state.broken = broken
         reread = any(p not in stats for p in state.files) or any(
             _must_reread(state.files[p], st) for p, st in stats.items() if p in state.files
         )
@@ -201,23 +282,25 @@ class LogdirReader:
             report.runs_reread.append(state.name)
             log.info("run %s changed on disk; reading it again from the start", state.name)
         batch = _RunBatch()
-        new_problems: list[Problem] = []
         for path, st in stats.items():
             fstate = state.files.get(path)
             if fstate is None:
                 fstate = state.files[path] = FileState(path, (st.st_dev, st.st_ino))
             if st.st_size == fstate.size and (fstate.offset == st.st_size or fstate.stopped):
                 continue  # nothing new
-            self._read_file(state, fstate, st.st_size, batch, new_problems, report)
-        if batch.empty and not (new_problems or reread or state.name in report.runs_added):
+            self._read_file(state, fstate, st.st_size, batch, new_problems, resolved, report)
+        if batch.empty and not (
+            new_problems or resolved or reread or state.name in report.runs_added
+        ):
             return
         with self.store.write() as txn:
             data = txn.run(state.name)
             if reread:
                 data = RunData()
                 txn.replace_run(state.name, data)
-                for path in list(stats):
-                    txn.forget_problems(state.name, path)
+                txn.forget_problems(state.name)  # of every file, gone ones too: all reread
+            for path, kind in resolved:
+                txn.forget_problems(state.name, path, kind)
             batch.apply(txn, data)
             for problem in new_problems:
                 if txn.report(problem):
@@ -231,10 +314,14 @@ class LogdirReader:
         size: int,
         batch: _RunBatch,
         problems: list[Problem],
+        resolved: list[tuple[str, str]],
         report: ReloadReport,
     ) -> None:
         try:
             with open(fstate.path, "rb") as stream:
+                if fstate.failed:
+                    fstate.failed = False
+                    resolved.append((fstate.path, "io"))
                 while True:
                     block = read_block(
                         stream, fstate.offset, max_record_bytes=self.max_record_bytes
@@ -249,10 +336,42 @@ class LogdirReader:
                         break
                     fstate.offset = block.end_offset
         except OSError as exc:
-            problems.append(Problem(state.name, fstate.path, fstate.offset, "io", str(exc)))
+            fstate.failed = True
+            message = f"cannot read {os.path.basename(fstate.path)}: {exc.strerror or exc}"
+            problems.append(Problem(state.name, fstate.path, 0, "io", message))
             return
         fstate.size = size
         fstate.stopped = block.stopped
+        self._check_zero_tail(state, fstate, block, problems, resolved)
+
+    def _check_zero_tail(
+        self,
+        state: RunState,
+        fstate: FileState,
+        block: RecordBlock,
+        problems: list[Problem],
+        resolved: list[tuple[str, str]],
+    ) -> None:
+        """Report zeros where a record should start once they stay unwritten for a while."""
+        if not block.zero_tail or fstate.zero_at != fstate.offset:
+            fstate.zero_since = None
+            if fstate.zero_reported:  # data arrived: the zeros were written over
+                fstate.zero_reported = False
+                resolved.append((fstate.path, "zero_tail"))
+        if not block.zero_tail:
+            return
+        now = time.monotonic()
+        if fstate.zero_since is None:
+            fstate.zero_since, fstate.zero_at = now, fstate.offset
+        waited = now - fstate.zero_since
+        if waited >= self.pending_report_seconds and not fstate.zero_reported:
+            fstate.zero_reported = True
+            message = (
+                f"zero bytes at byte {fstate.offset} where a record should start, unwritten for "
+                f"{waited:.0f} s (space allocated but never written, e.g. after a crash); "
+                "read again when they change"
+            )
+            problems.append(Problem(state.name, fstate.path, fstate.offset, "zero_tail", message))
 
     def _take_block(
         self,
@@ -266,22 +385,37 @@ class LogdirReader:
         report.bytes_read += block.end_offset - fstate.offset
         state.unsaved_bytes += block.end_offset - fstate.offset
         report.records += len(block)
+        consumed = block.end_offset - block.offset
+        if consumed >= FOOTER_SIZE:
+            fstate.tail = block.buf[consumed - FOOTER_SIZE : consumed]
         for rp in block.problems:
             problems.append(Problem(state.name, fstate.path, rp.offset, rp.kind, rp.message))
         decoded = decode_block(block, state.tag_infos)
         for index, dp in decoded.problems:
-            at = block.end_offset - len(block.buf) + int(block.starts[index]) - HEADER_SIZE
+            at = block.offset + int(block.starts[index]) - HEADER_SIZE
             problems.append(Problem(state.name, fstate.path, at, "decode", dp.message))
         batch.add_block(decoded)
 
 
 def _must_reread(fstate: FileState, st: os.stat_result) -> bool:
-    """A file replaced by another, or shorter than what was read, is read again."""
-    return (st.st_dev, st.st_ino) != fstate.identity or st.st_size < fstate.offset
+    """A file replaced by another, shorter than what was read, or rewritten, is read again."""
+    return (
+        (st.st_dev, st.st_ino) != fstate.identity
+        or st.st_size < fstate.offset
+        or (st.st_size != fstate.size and _rewritten(fstate))
+    )
 
 
-def _log_walk_error(exc: OSError) -> None:
-    log.warning("cannot list %s: %s", exc.filename, exc.strerror)
+def _rewritten(fstate: FileState) -> bool:
+    """Whether the bytes before the read offset changed: truncated in place and written again."""
+    if not fstate.tail:
+        return False
+    try:
+        with open(fstate.path, "rb") as f:
+            f.seek(fstate.offset - len(fstate.tail))
+            return f.read(len(fstate.tail)) != fstate.tail
+    except OSError:
+        return False  # reading the file will report it
 
 
 class _RunBatch:
@@ -296,9 +430,13 @@ class _RunBatch:
         self.start_time: float | None = None
 
     def add_block(self, decoded: DecodedBlock) -> None:
-        walls = [b.wall_times[0] for b in decoded.scalars.values() if len(b.wall_times)]
-        walls += [item.wall_time for _, item in decoded.items]
-        walls = [w for w in walls if w > 0]
+        # The run's start: its earliest wall time, ignoring ones that cannot be times.
+        walls = [item.wall_time for _, item in decoded.items]
+        for b in decoded.scalars.values():
+            usable = b.wall_times[np.isfinite(b.wall_times) & (b.wall_times > 0)]
+            if len(usable):
+                walls.append(float(usable.min()))
+        walls = [w for w in walls if math.isfinite(w) and w > 0]
         if walls and (self.start_time is None or min(walls) < self.start_time):
             self.start_time = min(walls)
         cuts = [i for i, item in decoded.items if isinstance(item, Restart)]

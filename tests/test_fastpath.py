@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
 from bench.generate import scalar_event as encode_scalar
-from kboard.events import Datum, Kind, decode_block, decode_record
+from kboard.events import Datum, Kind, decode_record
+from kboard.fastpath import decode_block
 from kboard.records import encode_record, read_block
 from kboard.writer import SummaryWriter
 
@@ -123,3 +125,19 @@ def test_real_writer_files_decode_the_same(tmp_path) -> None:
     fast, slow = all_at_once(recs), one_by_one(recs)
     same(fast, slow)
     assert len(fast[0]["a"]) == 300
+
+
+def test_tf_summary_scalars_take_the_fast_path(tmp_path) -> None:
+    tf = pytest.importorskip("tensorflow")
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    with writer.as_default():
+        for step in range(200):
+            tf.summary.scalar("loss", 1.0 / (step + 1), step=step)
+            tf.summary.scalar("acc", step / 200, step=step)
+    writer.close()
+    (path,) = tmp_path.iterdir()
+    with open(path, "rb") as stream:
+        block = read_block(stream, 0)
+    decoded = decode_block(block, {})
+    assert decoded.fast_records >= 390  # all but the first record of each tag
+    same(all_at_once(block.records()), one_by_one(block.records()))

@@ -1,0 +1,330 @@
+"""Decode many records at once: numpy for the common scalar layouts, protobuf for the rest.
+
+A scalar event from ``tf.summary``, Keras or torch is ``wall_time, step, summary`` where the
+summary bytes of one tag are the same in every event but for the value. Records are grouped by
+those bytes (the value masked out); the first record of each group is decoded by
+:func:`kboard.events.decode_record` and checked by probing: its value bytes are replaced by a
+sentinel and the record decoded again, and only if exactly the value changes are the group's
+other records read with numpy. Everything else is decoded record by record, strictly in record
+order, so the result always equals decoding every record with the protobuf parser.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kboard.events import Datum, DecodeProblem, Kind, Restart, TagInfo, decode_record
+
+_WALL_STEP_PREFIX = 10  # 0x09 + 8-byte wall_time + 0x10 (the step varint's tag)
+_SENTINELS = {4: np.float32(1.2345678e-7).tobytes(), 8: np.float64(-9.87654321e-11).tobytes()}
+_FNV_PRIME = np.uint64(1099511628211)
+
+
+@dataclass
+class ScalarBatch:
+    """The scalar points of one tag in a block, in record order."""
+
+    info: TagInfo
+    order: np.ndarray  # record index of each point (for ordering against restarts)
+    steps: np.ndarray
+    wall_times: np.ndarray
+    values: np.ndarray
+
+
+@dataclass
+class DecodedBlock:
+    """A block of records, decoded: scalars as columns, everything else as data in order."""
+
+    scalars: dict[str, ScalarBatch]
+    items: list[tuple[int, Datum | Restart]]  # (record index, item), in record order
+    problems: list[tuple[int, DecodeProblem]]
+    fast_records: int = 0  # how many records numpy decoded (the rest went one by one)
+
+
+@dataclass
+class _Group:
+    """Records with the same bytes after the step, but for a value at ``rest + offset``."""
+
+    members: np.ndarray
+    offset: int
+    width: int
+
+
+def decode_block(block: Any, tag_infos: MutableMapping[str, TagInfo]) -> DecodedBlock:
+    """Decode every record of a :class:`~kboard.records.RecordBlock`."""
+    n = len(block)
+    arr = np.frombuffer(block.buf, dtype=np.uint8)
+    groups: list[_Group] = []
+    if n:
+        fast, steps, walls, rest, rest_len = _common_prefix(arr, block.starts, block.lengths)
+        if fast.any():
+            groups = _group(arr, rest, rest_len, fast)
+    first_of = {int(g.members[0]): g for g in groups}
+    grouped = np.zeros(n, dtype=bool)
+    for g in groups:
+        grouped[g.members] = True
+
+    slow_scalars: dict[str, tuple[TagInfo, list[int], list[int], list[float], list[float]]] = {}
+    fast_parts: dict[str, list[tuple[TagInfo, np.ndarray, np.ndarray]]] = {}
+    items_out: list[tuple[int, Datum | Restart]] = []
+    problems: list[tuple[int, DecodeProblem]] = []
+    # Records decoded one by one (ungrouped ones, each group's first, and the rest of a group
+    # whose first fails the check) go strictly in record order, so tag metadata is known
+    # before the records that rely on it.
+    queue = np.flatnonzero(~grouped).tolist() + list(first_of)
+    heapq.heapify(queue)
+    while queue:
+        i = heapq.heappop(queue)
+        data = block.record(i)
+        items, probs = decode_record(data, tag_infos)
+        problems.extend((i, p) for p in probs)
+        group = first_of.pop(i, None)
+        if group is not None:
+            at = int(rest[i] - block.starts[i]) + group.offset
+            if _is_value_at(data, items, at, group.width, tag_infos) and (
+                items[0].step,
+                items[0].wall_time,
+            ) == (int(steps[i]), float(walls[i])):
+                starts = rest[group.members] + group.offset
+                raw = arr[starts[:, None] + np.arange(group.width)].copy()
+                values = raw.view("<f4" if group.width == 4 else "<f8").reshape(-1)
+                fast_parts.setdefault(items[0].tag, []).append(
+                    (items[0].info, group.members, values.astype(np.float64))
+                )
+                continue
+            for j in group.members[1:].tolist():
+                heapq.heappush(queue, j)
+        for item in items:
+            if isinstance(item, Datum) and item.info.kind is Kind.SCALARS:
+                entry = slow_scalars.setdefault(item.tag, (item.info, [], [], [], []))
+                entry[1].append(i)
+                entry[2].append(item.step)
+                entry[3].append(item.wall_time)
+                entry[4].append(item.value)
+            else:
+                items_out.append((i, item))
+
+    scalars: dict[str, ScalarBatch] = {}
+    for tag in {*slow_scalars, *fast_parts}:
+        orders, step_parts, wall_parts, value_parts = [], [], [], []
+        info = None
+        if tag in slow_scalars:
+            info, idx, s, w, v = slow_scalars[tag]
+            orders.append(np.array(idx, dtype=np.int64))
+            step_parts.append(np.array(s, dtype=np.int64))
+            wall_parts.append(np.array(w, dtype=np.float64))
+            value_parts.append(np.array(v, dtype=np.float64))
+        for part_info, members, values in fast_parts.get(tag, []):
+            info = info or part_info
+            orders.append(members)
+            step_parts.append(steps[members])
+            wall_parts.append(walls[members])
+            value_parts.append(values)
+        order = np.concatenate(orders)
+        sort = np.argsort(order, kind="stable")
+        scalars[tag] = ScalarBatch(
+            info,
+            order[sort],
+            np.concatenate(step_parts)[sort],
+            np.concatenate(wall_parts)[sort],
+            np.concatenate(value_parts)[sort],
+        )
+    items_out.sort(key=lambda pair: pair[0])
+    problems.sort(key=lambda pair: pair[0])
+    fast_count = sum(len(m) - 1 for parts in fast_parts.values() for _, m, _ in parts)
+    return DecodedBlock(scalars, items_out, problems, fast_count)
+
+
+def _common_prefix(
+    arr: np.ndarray, starts: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Find records that start ``wall_time, step`` and read those two fields."""
+    size = len(arr)
+    ok = lengths >= _WALL_STEP_PREFIX + 1 + 4
+    safe = np.where(ok, starts, 0)
+    ok &= arr[safe] == 0x09
+    ok &= arr[np.minimum(safe + 9, size - 1)] == 0x10
+    head = arr[np.minimum(safe[:, None] + np.arange(1, 9), size - 1)]
+    walls = head.view("<f8").reshape(-1)
+    # The step varint, one byte position at a time over the records still unfinished.
+    at = np.minimum(safe + _WALL_STEP_PREFIX, size - 1)
+    byte = arr[at]
+    steps = (byte & 0x7F).astype(np.uint64)
+    varint_len = np.ones(len(starts), dtype=np.int64)
+    todo = np.flatnonzero(byte & 0x80)
+    for k in range(1, 10):
+        if not len(todo):
+            break
+        byte = arr[np.minimum(at[todo] + k, size - 1)]
+        steps[todo] |= (byte & 0x7F).astype(np.uint64) << np.uint64(7 * k)
+        varint_len[todo] += 1
+        todo = todo[(byte & 0x80) != 0]
+    ok[todo] = False  # longer than 10 bytes: not a varint
+    rest = safe + _WALL_STEP_PREFIX + varint_len
+    rest_len = starts + lengths - rest
+    ok &= rest_len >= 5
+    return ok, steps.view(np.int64), walls, rest, rest_len
+
+
+def _group(
+    arr: np.ndarray, rest: np.ndarray, rest_len: np.ndarray, fast: np.ndarray
+) -> list[_Group]:
+    """Group records whose bytes after the step are equal outside their value bytes."""
+    groups: list[_Group] = []
+    candidates = np.flatnonzero(fast)
+    lens = rest_len[candidates]
+    for length in np.unique(lens).tolist():
+        members = candidates[lens == length]
+        keys = arr[rest[members][:, None] + np.arange(length)]
+        remaining = np.arange(len(members))
+        while len(remaining):
+            first = remaining[0]
+            window = value_window(keys[first].tobytes())
+            if window is None:  # not a one-scalar summary: decoded one by one
+                remaining = remaining[1:]
+                continue
+            offset, width = window
+            cols = np.r_[0:offset, offset + width : length]
+            sub = keys[remaining][:, cols]
+            h = np.zeros(len(remaining), dtype=np.uint64)
+            for j in range(sub.shape[1]):
+                h = (h * _FNV_PRIME) ^ sub[:, j].astype(np.uint64)
+            _, firsts, inverse = np.unique(h, return_index=True, return_inverse=True)
+            inverse = inverse.reshape(-1)
+            same = (sub == sub[firsts[inverse]]).all(axis=1)
+            taken = np.zeros(len(remaining), dtype=bool)
+            for g, f in enumerate(firsts.tolist()):
+                if value_window(keys[remaining[f]].tobytes()) != window:
+                    continue  # another layout of the same length: its own turn below
+                pick = (inverse == g) & same
+                taken |= pick
+                groups.append(_Group(members[remaining[pick]], offset, width))
+            if not taken[0]:
+                taken[0] = True  # never loop on a record whose layout was not grouped
+            remaining = remaining[~taken]
+    return groups
+
+
+def value_window(rest: bytes) -> tuple[int, int] | None:
+    """Where the one scalar value sits in an event's bytes after the step, if it is simple.
+
+    ``rest`` must be exactly ``summary { value { tag, simple_value | tensor } }``; the result
+    is ``(offset, width)`` of a float32 or float64 value, or None for anything else.
+    """
+    try:
+        pos, end = _expect(rest, 0, 0x2A)  # Event.summary
+        if end != len(rest):
+            return None
+        pos, end = _expect(rest, pos, 0x0A)  # Summary.value (exactly one)
+        if end != len(rest):
+            return None
+        window = None
+        while pos < end:
+            key, pos = _varint(rest, pos)
+            if key == 0x15:  # simple_value: fixed32
+                window = (pos, 4)
+                pos += 4
+            elif key == 0x42:  # tensor
+                length, pos = _varint(rest, pos)
+                window = _tensor_window(rest, pos, pos + length)
+                if window is None:
+                    return None
+                pos += length
+            else:
+                pos = _skip(rest, pos, key & 7)
+        return window if pos == end else None
+    except IndexError:
+        return None
+
+
+def _tensor_window(buf: bytes, pos: int, end: int) -> tuple[int, int] | None:
+    window = None
+    while pos < end:
+        key, pos = _varint(buf, pos)
+        if key in (0x22, 0x2A, 0x32):  # tensor_content, packed float_val, packed double_val
+            length, pos = _varint(buf, pos)
+            if (
+                length not in (4, 8)
+                or (key == 0x2A and length != 4)
+                or (key == 0x32 and length != 8)
+            ):
+                return None
+            window = (pos, length)
+            pos += length
+        elif key == 0x2D:  # one unpacked float_val
+            window, pos = (pos, 4), pos + 4
+        elif key == 0x31:  # one unpacked double_val
+            window, pos = (pos, 8), pos + 8
+        else:
+            pos = _skip(buf, pos, key & 7)
+    return window if pos == end else None
+
+
+def _expect(buf: bytes, pos: int, key: int) -> tuple[int, int]:
+    found, pos = _varint(buf, pos)
+    if found != key:
+        raise IndexError
+    length, pos = _varint(buf, pos)
+    return pos, pos + length
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise IndexError
+
+
+def _skip(buf: bytes, pos: int, wire_type: int) -> int:
+    if wire_type == 0:
+        return _varint(buf, pos)[1]
+    if wire_type == 1:
+        return pos + 8
+    if wire_type == 2:
+        length, pos = _varint(buf, pos)
+        return pos + length
+    if wire_type == 5:
+        return pos + 4
+    raise IndexError
+
+
+def _is_value_at(
+    data: bytes,
+    items: list[Datum | Restart],
+    at: int,
+    width: int,
+    tag_infos: MutableMapping[str, TagInfo],
+) -> bool:
+    """Check with the protobuf parser that ``data[at:at+width]`` is the record's one value."""
+    if len(items) != 1 or not isinstance(items[0], Datum):
+        return False
+    item = items[0]
+    if item.info.kind is not Kind.SCALARS or at + width > len(data):
+        return False
+    sentinel = _SENTINELS[width]
+    probe = data[:at] + sentinel + data[at + width :]
+    try:
+        probed, probs = decode_record(probe, dict(tag_infos))
+    except Exception:  # noqa: BLE001 - any failure just means "not this layout"
+        return False
+    if probs or len(probed) != 1 or not isinstance(probed[0], Datum):
+        return False
+    got = probed[0]
+    expected = float(np.frombuffer(sentinel, "<f4" if width == 4 else "<f8")[0])
+    return (got.tag, got.info, got.step, got.wall_time) == (
+        item.tag,
+        item.info,
+        item.step,
+        item.wall_time,
+    ) and got.value == expected
