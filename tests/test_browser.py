@@ -183,7 +183,7 @@ def test_page_loads_cleanly_with_no_outside_requests(open_page, two_runs: Path) 
     page.locator('.kb-live[data-state="live"]').wait_for()
     # Another tab shows its empty state, and the choice lands in the URL.
     page.get_by_role("tab", name="Images").click()
-    assert page.locator("#panel-images").get_by_text("coming soon").is_visible()
+    page.locator("#panel-images").get_by_text("No image summaries yet").wait_for()
     page.wait_for_function("() => location.search === '?tab=images'")
     page.get_by_role("tab", name="Scalars").click()
     assert page.locator("#panel-scalars .js-plotly-plot").first.is_visible()

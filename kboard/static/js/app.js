@@ -9,7 +9,15 @@
 // Only the active tab is called; the others catch up through onData() when shown.
 // A tab that keeps settings in the URL declares them with defineState() at module load.
 
-import { coalesce, debounce, el, fetchJSON, makeMatcher, onLoading, runColor } from './util.js';
+import {
+  coalesce,
+  debounce,
+  el,
+  fetchJSON,
+  makeMatcher,
+  onLoading,
+  runColor,
+} from './util.js';
 
 const TAB_IDS = ['scalars', 'images', 'histograms', 'distributions', 'text', 'model'];
 

@@ -151,3 +151,8 @@ export function coalesce(fn) {
   };
   return run;
 }
+
+/** A block of example code for an empty state. */
+export function codeBlock(text) {
+  return el('pre', { class: 'kb-code' }, el('code', { text }));
+}

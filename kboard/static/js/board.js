@@ -1,0 +1,307 @@
+// Boards: the layout of the tabs that show one card per run and tag (IMAGES, HISTOGRAMS,
+// DISTRIBUTIONS, TEXT, MODEL). A board lists the tags of one summary kind for the selected
+// runs, filtered by the tag filter, in collapsible groups by tag prefix; cards fetch only
+// when on (or near) the screen, and again after a live update.
+//
+// createBoard({kind, closedKey, emptyTitle, emptyLines, gridClass, makeCard}) returns the
+// hooks for registerTab (init, show, hide, onData, onState) and redraw(). kind picks
+// /api/tags/<kind>; closedKey is a list state key for the collapsed groups.
+// makeCard(run, tag, info) returns {root, watch?, load(), redraw?(), destroy?(),
+// setInfo?(info)}: root goes into the grid, watch (default root) is observed for visibility
+// and marked while loading; load() fetches and draws, handling its own errors.
+
+import { app } from './app.js';
+import { coalesce, el, fetchJSON, makeMatcher, plural, runColor } from './util.js';
+
+const BOARD_PARALLEL = 4; // the browser allows 6 connections per host; one is the stream
+
+function boardGroup(tag) {
+  const i = tag.indexOf('/');
+  return i > 0 ? tag.slice(0, i) : tag;
+}
+
+/** A card header: the tag (display name, description as tooltip) and the run in its colour. */
+export function cardHeader(run, tag, info, ...extra) {
+  const title = el('h3', { class: 'kb-card-title', text: (info && info.displayName) || tag });
+  title.title = info && info.description ? `${tag}\n\n${info.description}` : tag;
+  const swatch = el('span', { class: 'kb-swatch', 'aria-hidden': 'true' });
+  swatch.style.background = runColor(run);
+  const runLabel = el(
+    'span',
+    { class: 'kb-card-run', title: run },
+    swatch,
+    el('span', { text: run }),
+  );
+  return el(
+    'header',
+    { class: 'kb-card-head kb-card-head--run' },
+    el('div', { class: 'kb-card-names' }, title, runLabel),
+    ...extra,
+  );
+}
+
+/** A board of run-and-tag cards for a tab (see above). */
+export function createBoard(options) {
+  const { kind, closedKey, emptyTitle, emptyLines, makeCard } = options;
+  const dom = {};
+  const entries = new Map(); // run \0 tag -> {card, run, tag, inView, stale, queued, loading}
+  const byWatch = new WeakMap(); // observed element -> entry
+  const groups = new Map(); // group name -> {root, grid, button, count}
+  const queue = [];
+  let running = 0;
+  let active = false;
+  let observer = null;
+  let tagsByRun = {};
+  let tagsLoaded = false;
+
+  function schedule(entry) {
+    entry.stale = true;
+    if (entry.queued || entry.loading || !entry.inView || !active) return;
+    entry.queued = true;
+    queue.push(entry);
+    pump();
+  }
+
+  function pump() {
+    while (running < BOARD_PARALLEL && queue.length) {
+      const entry = queue.shift();
+      entry.queued = false;
+      if (!entry.inView || !active || entries.get(entry.key) !== entry) continue;
+      running += 1;
+      entry.stale = false;
+      entry.loading = true;
+      const watch = entry.card.watch || entry.card.root;
+      if (!entry.loaded) watch.dataset.loading = 'true';
+      Promise.resolve()
+        .then(() => entry.card.load())
+        .catch((err) => console.warn('kboard:', err))
+        .finally(() => {
+          running -= 1;
+          entry.loading = false;
+          entry.loaded = true;
+          delete (entry.card.watch || entry.card.root).dataset.loading;
+          if (entry.stale) schedule(entry);
+          pump();
+        });
+    }
+  }
+
+  function showEmpty(title, ...lines) {
+    dom.empty.replaceChildren(
+      el('h2', { text: title }),
+      ...lines.map((line) => (line instanceof Node ? line : el('p', { text: line }))),
+    );
+    dom.empty.hidden = false;
+    dom.groups.hidden = true;
+    dom.toolbar.hidden = true;
+  }
+
+  function makeGroup(name) {
+    const count = el('span', { class: 'kb-group-count' });
+    const button = el(
+      'button',
+      { type: 'button', class: 'kb-group-toggle', 'aria-expanded': 'true' },
+      el('span', { class: 'kb-chevron', 'aria-hidden': 'true' }),
+      el('span', { class: 'kb-group-name', text: name }),
+      count,
+    );
+    const grid = el('div', { class: `kb-grid ${options.gridClass || ''}`.trim() });
+    const root = el(
+      'section',
+      { class: 'kb-group' },
+      el('h2', { class: 'kb-group-head' }, button),
+      grid,
+    );
+    root.dataset.group = name;
+    button.addEventListener('click', () => {
+      const closed = new Set(app.state[closedKey]);
+      if (closed.has(name)) closed.delete(name);
+      else closed.add(name);
+      app.setState({ [closedKey]: [...closed].sort() });
+    });
+    const group = { root, grid, button, count };
+    groups.set(name, group);
+    return group;
+  }
+
+  function removeEntry(key) {
+    const entry = entries.get(key);
+    entries.delete(key);
+    const watch = entry.card.watch || entry.card.root;
+    observer.unobserve(watch);
+    entry.card.root.remove();
+    if (entry.card.destroy) entry.card.destroy();
+  }
+
+  function render() {
+    if (!dom.empty) return;
+    if (!app.runsLoaded || !tagsLoaded) {
+      showEmpty('Loading…');
+      return;
+    }
+    if (!app.runs.length) {
+      showEmpty('No runs yet', `No event files under ${app.logdir} yet.`, ...emptyLines);
+      return;
+    }
+    const selected = app.selectedRuns();
+    if (!selected.length) {
+      const filter = app.state.runs;
+      if (filter && !app.runs.some((r) => makeMatcher(filter).test(r.name))) {
+        showEmpty(
+          'No runs match the run filter',
+          `Nothing matches “${filter}”. Clear or change the filter in the sidebar.`,
+        );
+      } else {
+        showEmpty(
+          'No runs selected',
+          'Tick one or more runs in the sidebar (or press “Select all”).',
+        );
+      }
+      return;
+    }
+    const pairs = []; // [group, tag, run, info]
+    const matcher = makeMatcher(app.state.tags);
+    let total = 0;
+    const allTags = new Set();
+    for (const run of selected) {
+      for (const [tag, info] of Object.entries(tagsByRun[run] || {})) {
+        total += 1;
+        allTags.add(tag);
+        if (matcher.test(tag)) pairs.push([boardGroup(tag), tag, run, info]);
+      }
+    }
+    if (!total) {
+      showEmpty(emptyTitle, ...emptyLines);
+      return;
+    }
+    if (!pairs.length) {
+      showEmpty(
+        'No tags match the tag filter',
+        `None of the ${allTags.size} tags here matches “${app.state.tags}”.`,
+      );
+      return;
+    }
+    dom.empty.hidden = true;
+    dom.groups.hidden = false;
+    dom.toolbar.hidden = false;
+    const cmp = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+    pairs.sort((a, b) => cmp(a[0], b[0]) || cmp(a[1], b[1]) || cmp(a[2], b[2]));
+    const wanted = new Set(pairs.map(([, tag, run]) => `${run}\0${tag}`));
+    for (const key of [...entries.keys()]) if (!wanted.has(key)) removeEntry(key);
+    const byGroup = new Map();
+    for (const pair of pairs) {
+      if (!byGroup.has(pair[0])) byGroup.set(pair[0], []);
+      byGroup.get(pair[0]).push(pair);
+    }
+    for (const [name, group] of groups) {
+      if (!byGroup.has(name)) {
+        group.root.remove();
+        groups.delete(name);
+      }
+    }
+    const closed = new Set(app.state[closedKey]);
+    let previousGroup = null;
+    const shownTags = new Set();
+    for (const [name, groupPairs] of byGroup) {
+      const group = groups.get(name) || makeGroup(name);
+      const expected = previousGroup ? previousGroup.nextSibling : dom.groups.firstChild;
+      if (expected !== group.root) dom.groups.insertBefore(group.root, expected);
+      previousGroup = group.root;
+      const isOpen = !closed.has(name);
+      group.button.setAttribute('aria-expanded', String(isOpen));
+      group.grid.hidden = !isOpen;
+      group.count.textContent = String(groupPairs.length);
+      let previous = null;
+      for (const [, tag, run, info] of groupPairs) {
+        shownTags.add(tag);
+        const key = `${run}\0${tag}`;
+        const infoKey = JSON.stringify(info);
+        let entry = entries.get(key);
+        if (!entry) {
+          const card = makeCard(run, tag, info);
+          entry = { key, card, run, tag, infoKey, inView: false, stale: true, queued: false };
+          entries.set(key, entry);
+          byWatch.set(card.watch || card.root, entry);
+          card.root.dataset.run = run;
+          card.root.dataset.tag = tag;
+        } else if (entry.infoKey !== infoKey && entry.card.setInfo) {
+          entry.infoKey = infoKey; // a new display name or description
+          entry.card.setInfo(info);
+        }
+        const expectedCard = previous ? previous.nextSibling : group.grid.firstChild;
+        if (expectedCard !== entry.card.root)
+          group.grid.insertBefore(entry.card.root, expectedCard);
+        previous = entry.card.root;
+        observer.observe(entry.card.watch || entry.card.root);
+      }
+    }
+    dom.summary.textContent =
+      `${plural(shownTags.size, 'tag')} · ${plural(new Set(pairs.map((p) => p[2])).size, 'run')}` +
+      (shownTags.size < allTags.size ? ` (of ${allTags.size} tags)` : '');
+  }
+
+  function markAllStale() {
+    for (const entry of entries.values()) schedule(entry);
+  }
+
+  const refresh = coalesce(async () => {
+    const data = await fetchJSON(`api/tags/${kind}`);
+    tagsByRun = data.tags || {};
+    tagsLoaded = true;
+    render();
+    markAllStale();
+  });
+
+  return {
+    /** Redraw every loaded card from the data it has. */
+    redraw() {
+      for (const entry of entries.values()) {
+        if (entry.loaded && entry.card.redraw) entry.card.redraw();
+      }
+    },
+    init(context) {
+      dom.summary = el('span', { class: 'kb-muted' });
+      const expandAll = el('button', { type: 'button', text: 'Expand all' });
+      const collapseAll = el('button', { type: 'button', text: 'Collapse all' });
+      expandAll.addEventListener('click', () => app.setState({ [closedKey]: [] }));
+      collapseAll.addEventListener('click', () =>
+        app.setState({ [closedKey]: [...groups.keys()].sort() }),
+      );
+      dom.toolbar = el(
+        'div',
+        { class: 'kb-toolbar' },
+        dom.summary,
+        el('span', { class: 'kb-toolbar-buttons' }, expandAll, collapseAll),
+      );
+      dom.toolbar.hidden = true;
+      dom.empty = el('div', { class: 'kb-empty' });
+      dom.groups = el('div', { class: 'kb-groups' });
+      context.panel.replaceChildren(dom.toolbar, dom.empty, dom.groups);
+      observer = new IntersectionObserver(
+        (items) => {
+          for (const item of items) {
+            const entry = byWatch.get(item.target);
+            if (!entry) continue;
+            entry.inView = item.isIntersecting;
+            if (entry.inView && entry.stale) schedule(entry);
+          }
+        },
+        { rootMargin: '400px 0px' },
+      );
+      render();
+    },
+    show() {
+      active = true;
+      for (const entry of entries.values()) if (entry.stale) schedule(entry);
+    },
+    hide() {
+      active = false;
+    },
+    onData() {
+      return refresh();
+    },
+    onState(keys) {
+      if (keys.has('runs') || keys.has('off') || keys.has('tags') || keys.has(closedKey)) render();
+    },
+  };
+}

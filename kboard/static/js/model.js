@@ -1,0 +1,291 @@
+// The MODEL tab: the newest model summary of each run and tag, as a table of layers.
+//
+// /api/model gives one shape for Keras's own `graph_keras_model` config (no parameter counts)
+// and kboard's callback summary (counts and output shapes). Nested models are rows that fold
+// and unfold their layers; the plain `model.summary()` text, when stored, is one click away.
+
+import { defineState, registerTab, spec } from './app.js';
+import { cardHeader, createBoard } from './board.js';
+import { codeBlock, el, fetchJSON, runColor } from './util.js';
+
+defineState('mclosed', spec.list()); // collapsed tag groups
+
+const COLUMNS = [
+  { key: 'name', label: 'Layer' },
+  { key: 'class', label: 'Class' },
+  { key: 'settings', label: 'Key settings' },
+  { key: 'input_shape', label: 'Input shape' },
+  { key: 'output_shape', label: 'Output shape' },
+  { key: 'params', label: 'Parameters', numeric: true },
+];
+
+const SOURCES = {
+  kboard: 'summary from kboard’s Keras callback',
+  keras_config: 'Keras model config (no parameter counts: log with kboard’s callback for them)',
+};
+
+/** The layers of a tree as rows: [{layer, depth, path, ancestors}], parents first. */
+function flatten(layers, depth = 0, prefix = '', ancestors = [], out = []) {
+  layers.forEach((layer, i) => {
+    const path = `${prefix}/${i}:${layer.name}`;
+    out.push({ layer, depth, path, ancestors });
+    if (Array.isArray(layer.layers) && layer.layers.length) {
+      flatten(layer.layers, depth + 1, path, [...ancestors, path], out);
+    }
+  });
+  return out;
+}
+
+function hasValue(layer, key) {
+  const v = layer[key];
+  if (key === 'settings') return v && Object.keys(v).length > 0;
+  return v !== null && v !== undefined && v !== '';
+}
+
+function count(n) {
+  return typeof n === 'number' ? n.toLocaleString() : '–';
+}
+
+class ModelCard {
+  constructor(run, tag, info) {
+    this.run = run;
+    this.tag = tag;
+    this.closed = new Set(); // paths of folded nested models (kept across live updates)
+    this.step = el('span', { class: 'kb-card-sample' });
+    this.body = el('div', { class: 'kb-model-body' });
+    this.note = el('p', { class: 'kb-card-note' });
+    this.head = cardHeader(run, tag, info, this.step);
+    this.root = el(
+      'article',
+      { class: 'kb-card kb-run-card kb-model-card' },
+      this.head,
+      this.body,
+      this.note,
+    );
+    this.root.style.borderTopColor = runColor(run);
+    this.root.dataset.state = 'empty';
+  }
+
+  setInfo(info) {
+    const head = cardHeader(this.run, this.tag, info, this.step);
+    this.head.replaceWith(head);
+    this.head = head;
+  }
+
+  async load() {
+    let data;
+    try {
+      data = await fetchJSON(`api/model?${new URLSearchParams({ run: this.run, tag: this.tag })}`);
+    } catch (err) {
+      this.root.dataset.state = 'error';
+      this.note.textContent = `Could not load this model summary: ${err.message}`;
+      return;
+    }
+    this.note.textContent = '';
+    this.step.textContent =
+      typeof data.step === 'number' ? `step ${data.step.toLocaleString()}` : '';
+    this.draw(data.model || {});
+  }
+
+  draw(model) {
+    if (model.error !== undefined) {
+      this.root.dataset.state = 'error';
+      this.body.replaceChildren(
+        el(
+          'div',
+          { class: 'kb-placeholder kb-model-error' },
+          el('strong', { text: 'This model summary could not be read.' }),
+          el('span', { text: ` ${model.error}` }),
+        ),
+      );
+      return;
+    }
+    const layers = Array.isArray(model.layers) ? model.layers : [];
+    const parts = [
+      el(
+        'p',
+        { class: 'kb-model-title' },
+        el('strong', { text: model.name || '(unnamed model)' }),
+        model.class ? el('span', { class: 'kb-muted', text: ` ${model.class}` }) : null,
+        el('span', { class: 'kb-model-source', text: SOURCES[model.source] || model.source || '' }),
+      ),
+    ];
+    if (model.source === 'kboard') {
+      parts.push(
+        el(
+          'dl',
+          { class: 'kb-model-counts' },
+          el(
+            'div',
+            {},
+            el('dt', { text: 'Total params' }),
+            el('dd', { text: count(model.total_params) }),
+          ),
+          el(
+            'div',
+            {},
+            el('dt', { text: 'Trainable' }),
+            el('dd', { text: count(model.trainable_params) }),
+          ),
+          el(
+            'div',
+            {},
+            el('dt', { text: 'Non-trainable' }),
+            el('dd', { text: count(model.non_trainable_params) }),
+          ),
+        ),
+      );
+    }
+    parts.push(
+      layers.length ? this.table(layers) : el('p', { class: 'kb-muted', text: 'No layers.' }),
+    );
+    if (model.text) {
+      parts.push(
+        el(
+          'details',
+          { class: 'kb-model-text' },
+          el('summary', { text: 'model.summary() text' }),
+          el('pre', { text: model.text }),
+        ),
+      );
+    }
+    // Keep the text open across live updates when it was open.
+    const wasOpen = this.body.querySelector('details.kb-model-text[open]');
+    this.body.replaceChildren(...parts);
+    if (wasOpen) {
+      const details = this.body.querySelector('details.kb-model-text');
+      if (details) details.open = true;
+    }
+    this.root.dataset.state = 'ready';
+  }
+
+  table(layers) {
+    const rows = flatten(layers);
+    const columns = COLUMNS.filter(
+      (c) => c.key === 'name' || c.key === 'class' || rows.some((r) => hasValue(r.layer, c.key)),
+    );
+    const head = el(
+      'tr',
+      {},
+      columns.map((c) =>
+        el('th', { scope: 'col', class: c.numeric ? 'kb-num' : null, text: c.label }),
+      ),
+    );
+    const trs = rows.map((row) => {
+      const tr = el(
+        'tr',
+        {},
+        columns.map((c) => this.cell(row, c)),
+      );
+      tr.dataset.depth = String(row.depth);
+      if (row.layer.trainable === false) tr.classList.add('kb-frozen');
+      row.tr = tr;
+      return tr;
+    });
+    this.rows = rows;
+    this.updateFolding();
+    return el(
+      'div',
+      { class: 'kb-table-scroll' },
+      el(
+        'table',
+        { class: 'kb-table kb-model-table' },
+        el('thead', {}, head),
+        el('tbody', {}, trs),
+      ),
+    );
+  }
+
+  cell(row, column) {
+    const { layer } = row;
+    if (column.key === 'name') {
+      const nested = Array.isArray(layer.layers) && layer.layers.length > 0;
+      const name = el('span', { class: 'kb-layer-name', text: layer.name || '(unnamed)' });
+      const td = el('th', { scope: 'row', class: 'kb-layer' });
+      td.style.paddingLeft = `${8 + row.depth * 18}px`;
+      if (nested) {
+        const button = el(
+          'button',
+          { type: 'button', class: 'kb-fold', 'aria-expanded': 'true' },
+          el('span', { class: 'kb-chevron', 'aria-hidden': 'true' }),
+          name,
+          el('span', { class: 'kb-muted', text: ` (${layer.layers.length})` }),
+        );
+        button.setAttribute(
+          'aria-label',
+          `${layer.name}: show or hide its ${layer.layers.length} layers`,
+        );
+        button.addEventListener('click', () => {
+          if (this.closed.has(row.path)) this.closed.delete(row.path);
+          else this.closed.add(row.path);
+          this.updateFolding();
+        });
+        row.button = button;
+        td.append(button);
+      } else {
+        td.append(el('span', { class: 'kb-fold-spacer', 'aria-hidden': 'true' }), name);
+      }
+      if (layer.trainable === false) td.append(el('span', { class: 'kb-badge', text: 'frozen' }));
+      return td;
+    }
+    if (column.key === 'settings') {
+      const settings = layer.settings || {};
+      return el(
+        'td',
+        { class: 'kb-settings' },
+        Object.entries(settings).map(([k, v]) =>
+          el(
+            'code',
+            { class: 'kb-setting' },
+            el('span', { class: 'kb-muted', text: `${k}=` }),
+            String(v),
+          ),
+        ),
+      );
+    }
+    if (column.key === 'class') {
+      return el('td', { class: 'kb-layer-class', text: layer.class || '' });
+    }
+    if (column.key === 'params') {
+      return el('td', {
+        class: 'kb-num',
+        text: typeof layer.params === 'number' ? count(layer.params) : '',
+      });
+    }
+    const value = layer[column.key];
+    const text = value === null || value === undefined ? '' : String(value);
+    return el('td', { class: column.key.endsWith('shape') ? 'kb-shape' : null, text });
+  }
+
+  updateFolding() {
+    for (const row of this.rows || []) {
+      row.tr.hidden = row.ancestors.some((p) => this.closed.has(p));
+      if (row.button) row.button.setAttribute('aria-expanded', String(!this.closed.has(row.path)));
+    }
+  }
+}
+
+const board = createBoard({
+  kind: 'model',
+  closedKey: 'mclosed',
+  gridClass: 'kb-grid--wide',
+  emptyTitle: 'No model summaries yet',
+  emptyLines: [
+    'Train with Keras’s TensorBoard callback (it writes the model’s config) or kboard’s ' +
+      'callback, which adds parameter counts and output shapes:',
+    codeBlock(
+      'from kboard.keras import KBoardCallback\n' +
+        'model.fit(x, y, callbacks=[KBoardCallback("logs/run1")])',
+    ),
+  ],
+  makeCard: (run, tag, info) => new ModelCard(run, tag, info),
+});
+
+registerTab({
+  id: 'model',
+  init: board.init,
+  show: board.show,
+  hide: board.hide,
+  onData: board.onData,
+  onState: board.onState,
+});
