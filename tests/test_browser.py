@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
 import os
 import threading
@@ -428,3 +431,23 @@ def test_live_updates_come_back_after_the_stream_fails(open_page, tmp_path: Path
     )
     # The browser may report the refused stream itself as aborted; nothing else may fail.
     assert watched.dialogs == [] and all("/api/stream" in f for f in watched.failed)
+
+
+def test_export_links_download_every_point_of_what_is_selected(open_page, two_runs: Path) -> None:
+    watched = open_page(two_runs)
+    watched.wait_for_charts(3)
+    page = watched.page
+    page.locator('#kb-run-list input[value="eval"]').uncheck()
+    page.wait_for_function(
+        "() => !document.getElementById('kb-run-export-csv').href.includes('eval')"
+    )
+    run_csv = page.request.get(page.locator("#kb-run-export-csv").evaluate("a => a.href"))
+    rows = list(csv.DictReader(io.StringIO(run_csv.text())))
+    assert {r["run"] for r in rows} == {"train"} and len(rows) == 3 * 40
+    assert "attachment" in run_csv.headers["content-disposition"]
+    card = page.locator('.kb-card[data-tag="metrics/f1"]')
+    chart_json = page.request.get(card.get_by_role("link", name="JSON").evaluate("a => a.href"))
+    points = json.loads(chart_json.text())
+    assert {(p["run"], p["tag"]) for p in points} == {("train", "metrics/f1")}
+    assert [p["step"] for p in points] == list(range(40))
+    watched.assert_clean()

@@ -13,6 +13,7 @@ import {
   coalesce,
   debounce,
   el,
+  escapeRegex,
   fetchJSON,
   makeMatcher,
   onLoading,
@@ -201,12 +202,25 @@ function renderRuns() {
       ? `${run.name}\nstarted ${new Date(run.start_time * 1000).toLocaleString()}`
       : run.name;
   }
+  updateRunExport();
   const count = document.getElementById('kb-run-count');
   count.textContent = runs.length
     ? state.runs
       ? `${shown} of ${runs.length}`
       : `${runs.length}`
     : '';
+}
+
+/** Point the run selector's export links at every point of the selected runs. */
+function updateRunExport() {
+  const selected = app.selectedRuns();
+  const box = document.getElementById('kb-run-export');
+  box.hidden = selected.length === 0;
+  for (const format of ['csv', 'json']) {
+    const params = new URLSearchParams({ format, kind: 'scalars' });
+    params.set('runs', `^(?:${selected.map(escapeRegex).join('|')})$`);
+    document.getElementById(`kb-run-export-${format}`).href = `api/export?${params}`;
+  }
 }
 
 function toggleRun(name, on) {
