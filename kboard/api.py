@@ -36,6 +36,9 @@ DEFAULT_POINTS = 2000
 MAX_POINTS = 100_000
 X_MODES = ("step", "relative", "wall_time")
 STREAM_KEEPALIVE_SECONDS = 15.0
+# Text is rendered per request; these bound the work (markdown takes up to ~15 µs a character).
+PREVIEW_TEXT_CHARS = 20_000
+FULL_TEXT_CHARS = 200_000
 
 
 # -- plain functions ------------------------------------------------------------------
@@ -403,7 +406,7 @@ def text() -> Response:
     run, tag = _run_tag()
     step = _int_arg("step")
     full = request.args.get("full") == "1"
-    max_chars = 50_000_000 if full else 20_000
+    max_chars = FULL_TEXT_CHARS if full else PREVIEW_TEXT_CHARS
     return json_response(text_impl(kboard().store, run, tag, step=step, max_chars=max_chars))
 
 

@@ -13,13 +13,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, request
-from tensorboard import plugin_util
 
 from kboard.api import image_bytes_impl, runs_impl, sniff_image_type
 from kboard.app import kboard
 from kboard.events import Kind
 from kboard.jsonutil import cleanse, float_list, json_error, json_response
 from kboard.store import NotFound, Store
+from kboard.text import markdown_to_safe_html
 
 bp = Blueprint("compat", __name__, url_prefix="/data")
 
@@ -30,7 +30,7 @@ def tb_tags_impl(store: Store, kind: Kind) -> dict[str, dict[str, dict[str, Any]
         run: {
             tag: {
                 "displayName": info.display_name,
-                "description": plugin_util.markdown_to_safe_html(info.description),
+                "description": markdown_to_safe_html(info.description),
             }
             for tag, info in sorted(tags.items())
         }

@@ -6,6 +6,7 @@ little-endian, with CRC-32C (Castagnoli) masked as TensorFlow does.
 
 from __future__ import annotations
 
+import io
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -72,8 +73,10 @@ class RecordBlock:
     lengths: np.ndarray  # int64
     end_offset: int  # file offset just past the last record consumed (intact or skipped)
     problems: list[RecordProblem]
-    pending_bytes: int
+    pending_bytes: int  # bytes read after ``end_offset`` that do not form a whole record
     stopped: bool
+    offset: int = 0  # file offset of ``buf[0]``
+    zero_tail: bool = False  # the pending bytes start with zeros: allocated, never written
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -125,6 +128,9 @@ def frame_block(
     while pos <= limit:
         length = unpack(buf, pos)[0]
         end = pos + length + overhead
+        if length == 0 and _zero_header(buf, pos):  # zeros: stop now, not 16 bytes at a time
+            stop = "zero"
+            break
         if length > max_record_bytes or end > n:
             # Only now is one header checked alone: a garbage length must not pass as "not yet".
             if not _header_ok(buf, pos):
@@ -194,7 +200,10 @@ def frame_block(
             starts, len_arr = starts[keep], len_arr[keep]
     stopped = stop in ("length_crc", "too_long")
     pending = 0 if stopped else n - pos
-    return RecordBlock(buf, starts, len_arr, file_offset + pos, problems, pending, stopped)
+    zero_tail = pending > 0 and not buf[pos : pos + HEADER_SIZE].strip(b"\0")
+    return RecordBlock(
+        buf, starts, len_arr, file_offset + pos, problems, pending, stopped, file_offset, zero_tail
+    )
 
 
 def _header_ok(buf: bytes, pos: int) -> bool:
@@ -203,7 +212,7 @@ def _header_ok(buf: bytes, pos: int) -> bool:
 
 
 def _zero_header(buf: bytes, pos: int) -> bool:
-    """A zero-filled header: space allocated but not yet written (wait, do not report)."""
+    """A zero-filled header: space allocated but not yet written (pending, not corrupt)."""
     return buf[pos : pos + HEADER_SIZE] == b"\0" * HEADER_SIZE
 
 
@@ -217,20 +226,23 @@ def read_block(
     """Read and frame the records from ``offset``: up to about ``block_bytes`` of them.
 
     A single record larger than ``block_bytes`` (but within ``max_record_bytes``) is still
-    read whole. Call again from ``end_offset`` until it stops advancing.
+    read whole, once it is complete. Call again from ``end_offset`` until it stops advancing.
     """
     stream.seek(offset)
     buf = stream.read(block_bytes)
     block = frame_block(buf, offset, max_record_bytes)
     if len(block) or block.stopped or len(buf) < block_bytes:  # progress, a stop, or the end
         return block
-    # The first record does not fit in ``block_bytes``: read exactly what it needs.
+    # The first record does not fit in ``block_bytes``: read exactly what it needs, once the
+    # stream holds all of it (a length is never allocated before its bytes are there).
     if len(buf) < HEADER_SIZE:
         buf += stream.read(HEADER_SIZE - len(buf))
     if len(buf) >= HEADER_SIZE:
         (length,) = _U64.unpack_from(buf, 0)
         need = HEADER_SIZE + length + FOOTER_SIZE - len(buf)
-        if length <= max_record_bytes and need > 0:
+        available = stream.seek(0, io.SEEK_END) - offset - len(buf)
+        if length <= max_record_bytes and 0 < need <= available:
+            stream.seek(offset + len(buf))
             buf += stream.read(need)
     return frame_block(buf, offset, max_record_bytes)
 
