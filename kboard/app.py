@@ -22,6 +22,7 @@ CONTENT_SECURITY_POLICY = (
     "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'; form-action 'self'"
 )
+CACHE_FIRST_SAVE_SECONDS = 3.0
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 ANY_ADDRESS = frozenset({"0.0.0.0", "::", ""})
 
@@ -61,7 +62,10 @@ def create_app(
     reader = reader or LogdirReader(logdir, cache=cache)
     reader.reload()
     if cache is not None:
-        threading.Thread(target=reader.save_cache, name="kboard-cache", daemon=True).start()
+        # A little later, so the first page loads do not wait for it.
+        timer = threading.Timer(CACHE_FIRST_SAVE_SECONDS, reader.save_cache)
+        timer.daemon = True
+        timer.start()
     reloader = None
     if live:
         reloader = LiveReloader(reader, interval=reload_interval, watch=watch)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from kboard.events import Datum, DecodeProblem, Kind, Restart, TagInfo, decode_record
 
@@ -180,7 +181,7 @@ def _group(
     lens = rest_len[candidates]
     for length in np.unique(lens).tolist():
         members = candidates[lens == length]
-        keys = arr[rest[members][:, None] + np.arange(length)]
+        keys = sliding_window_view(arr, length)[rest[members]]
         remaining = np.arange(len(members))
         while len(remaining):
             first = remaining[0]
@@ -191,19 +192,27 @@ def _group(
             offset, width = window
             cols = np.r_[0:offset, offset + width : length]
             sub = keys[remaining][:, cols]
+            # Hash eight bytes at a time (rows zero-padded to a multiple of 8).
+            words = np.zeros((len(sub), -(-sub.shape[1] // 8) * 8), dtype=np.uint8)
+            words[:, : sub.shape[1]] = sub
             h = np.zeros(len(remaining), dtype=np.uint64)
-            for j in range(sub.shape[1]):
-                h = (h * _FNV_PRIME) ^ sub[:, j].astype(np.uint64)
+            for word in words.view("<u8").T:
+                h = (h * _FNV_PRIME) ^ word
             _, firsts, inverse = np.unique(h, return_index=True, return_inverse=True)
             inverse = inverse.reshape(-1)
             same = (sub == sub[firsts[inverse]]).all(axis=1)
-            taken = np.zeros(len(remaining), dtype=bool)
-            for g, f in enumerate(firsts.tolist()):
-                if value_window(keys[remaining[f]].tobytes()) != window:
-                    continue  # another layout of the same length: its own turn below
-                pick = (inverse == g) & same
-                taken |= pick
-                groups.append(_Group(members[remaining[pick]], offset, width))
+            # Groups whose first record has another layout of the same length wait for
+            # their own turn below.
+            fits = np.array(
+                [value_window(keys[remaining[f]].tobytes()) == window for f in firsts.tolist()]
+            )
+            taken = same & fits[inverse]
+            chosen = np.flatnonzero(taken)
+            chosen = chosen[np.argsort(inverse[chosen], kind="stable")]  # by group, in order
+            bounds = np.cumsum(np.bincount(inverse[taken], minlength=len(firsts)))
+            for part in np.split(chosen, bounds[:-1]):
+                if len(part):
+                    groups.append(_Group(members[remaining[part]], offset, width))
             if not taken[0]:
                 taken[0] = True  # never loop on a record whose layout was not grouped
             remaining = remaining[~taken]

@@ -118,31 +118,12 @@ def frame_block(
     """Frame every complete record of ``buf`` (which starts at ``file_offset`` in its file)."""
     n = len(buf)
     unpack = _U64.unpack_from
-    positions: list[int] = []
-    add = positions.append
     problems: list[RecordProblem] = []
-    pos = 0
-    stop: str | None = None  # why framing stopped early, if it did
-    limit = n - HEADER_SIZE
-    overhead = HEADER_SIZE + FOOTER_SIZE
-    while pos <= limit:
-        length = unpack(buf, pos)[0]
-        end = pos + length + overhead
-        if length == 0 and _zero_header(buf, pos):  # zeros: stop now, not 16 bytes at a time
-            stop = "zero"
-            break
-        if length > max_record_bytes or end > n:
-            # Only now is one header checked alone: a garbage length must not pass as "not yet".
-            if not _header_ok(buf, pos):
-                stop = "zero" if _zero_header(buf, pos) else "length_crc"
-            elif length > max_record_bytes:
-                stop = "too_long"
-            break
-        add(pos)
-        pos = end
-    lengths = np.diff(np.array(positions + [pos], dtype=np.int64)) - overhead
     arr = np.frombuffer(buf, dtype=np.uint8)
-    pos_arr = np.array(positions, dtype=np.int64)
+    chunks, pos, stop = _record_positions(buf, arr, max_record_bytes)
+    positions = np.concatenate(chunks) if chunks else np.empty(0, dtype=np.int64)
+    lengths = np.diff(np.append(positions, pos)) - (HEADER_SIZE + FOOTER_SIZE)
+    pos_arr = positions
     len_arr = lengths
     if len(pos_arr):
         headers = arr[pos_arr[:, None] + np.arange(HEADER_SIZE)]
@@ -204,6 +185,85 @@ def frame_block(
     return RecordBlock(
         buf, starts, len_arr, file_offset + pos, problems, pending, stopped, file_offset, zero_tail
     )
+
+
+_SCAN_BATCH = 64  # records framed one by one before looking for a repeating pattern
+_MAX_PERIOD = 32
+
+
+def _record_positions(
+    buf: bytes, arr: np.ndarray, max_record_bytes: int
+) -> tuple[list[np.ndarray], int, str | None]:
+    """Find where each record starts, following the length fields from the start of ``buf``.
+
+    Records are followed one by one, and whenever their lengths repeat with a short period
+    (an event file of a few tags mostly does) the next thousands of positions are predicted
+    from the pattern and checked at once: a prediction is kept only up to the first record
+    whose length field differs, so the result is exactly what following every length gives.
+    Returns the position chunks, the position after the last record, and why it stopped.
+    """
+    n = len(buf)
+    overhead = HEADER_SIZE + FOOTER_SIZE
+    chunks: list[np.ndarray] = []
+    pos = 0
+    while True:
+        found, pos, stop = _scan(buf, pos, max_record_bytes, _SCAN_BATCH)
+        chunks.append(np.array(found, dtype=np.int64))
+        if stop is not None or len(found) < _SCAN_BATCH:
+            return chunks, pos, stop
+        sizes = np.diff(np.append(chunks[-1], pos))
+        period = _period(sizes)
+        if period is None:
+            continue
+        cycle = sizes[-period:]
+        count = min((n - pos) // int(cycle.min()) + 1, 1 << 20)
+        predicted = np.tile(cycle, count // period + 1)[:count]
+        starts = pos + np.concatenate(([0], np.cumsum(predicted[:-1])))
+        fits = starts + predicted <= n
+        starts, predicted = starts[fits], predicted[fits]
+        if not len(starts):
+            continue
+        fields = arr[starts[:, None] + np.arange(8)].view("<u8").reshape(-1)
+        wrong = np.flatnonzero(fields != (predicted - overhead).astype(np.uint64))
+        keep = int(wrong[0]) if len(wrong) else len(starts)
+        if keep:
+            chunks.append(starts[:keep])
+            pos = int(starts[keep - 1] + predicted[keep - 1])
+
+
+def _period(sizes: np.ndarray) -> int | None:
+    """The shortest period with which the last record sizes repeat, if any."""
+    for period in range(1, min(_MAX_PERIOD, len(sizes) // 2) + 1):
+        if np.array_equal(sizes[-period:], sizes[-2 * period : -period]):
+            return period
+    return None
+
+
+def _scan(
+    buf: bytes, pos: int, max_record_bytes: int, most: int
+) -> tuple[list[int], int, str | None]:
+    """Follow up to ``most`` records from ``pos``; say why it stopped early, if it did."""
+    n = len(buf)
+    unpack = _U64.unpack_from
+    limit = n - HEADER_SIZE
+    overhead = HEADER_SIZE + FOOTER_SIZE
+    found: list[int] = []
+    add = found.append
+    while pos <= limit and len(found) < most:
+        length = unpack(buf, pos)[0]
+        end = pos + length + overhead
+        if length == 0 and _zero_header(buf, pos):  # zeros: stop now, not 16 bytes at a time
+            return found, pos, "zero"
+        if length > max_record_bytes or end > n:
+            # Only now is one header checked alone: a garbage length must not pass as "not yet".
+            if not _header_ok(buf, pos):
+                return found, pos, "zero" if _zero_header(buf, pos) else "length_crc"
+            if length > max_record_bytes:
+                return found, pos, "too_long"
+            return found, pos, None
+        add(pos)
+        pos = end
+    return found, pos, None
 
 
 def _header_ok(buf: bytes, pos: int) -> bool:
