@@ -40,6 +40,26 @@ export function cardHeader(run, tag, info, ...extra) {
   );
 }
 
+/**
+ * Give a run-and-tag card its frame: ``card.head`` (tag, run in its colour, ``headExtras``)
+ * and ``card.root`` (an article of ``className`` holding the head and ``parts``).
+ */
+export function frameCard(card, info, className, headExtras, ...parts) {
+  card.headExtras = headExtras;
+  card.head = cardHeader(card.run, card.tag, info, ...headExtras);
+  const classes = `kb-card kb-run-card ${className}`.trim();
+  card.root = el('article', { class: classes }, card.head, ...parts);
+  card.root.style.borderTopColor = runColor(card.run);
+  card.root.dataset.state = 'empty';
+}
+
+/** Redraw a framed card's header after the tag's display name or description changed. */
+export function refreshHeader(card, info) {
+  const head = cardHeader(card.run, card.tag, info, ...card.headExtras);
+  card.head.replaceWith(head);
+  card.head = head;
+}
+
 /** A board of run-and-tag cards for a tab (see above). */
 export function createBoard(options) {
   const { kind, closedKey, emptyTitle, emptyLines, makeCard } = options;

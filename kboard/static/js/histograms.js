@@ -7,7 +7,7 @@
 // This module also holds what DISTRIBUTIONS shares with it (fetching, cleaning, chart style).
 
 import { app, defineState, registerTab, spec } from './app.js';
-import { cardHeader, createBoard } from './board.js';
+import { createBoard, frameCard, refreshHeader } from './board.js';
 import { codeBlock, el, fetchJSON, formatNumber, plural, runColor } from './util.js';
 
 defineState('hmode', spec.choice('offset', ['offset', 'overlay']));
@@ -300,23 +300,11 @@ export class HistogramCard {
     this.plot = el('div', { class: 'kb-plot kb-plot--hist' });
     this.placeholder = el('div', { class: 'kb-placeholder', hidden: true });
     this.note = el('p', { class: 'kb-card-note' });
-    this.head = cardHeader(run, tag, info);
-    this.root = el(
-      'article',
-      { class: 'kb-card kb-run-card' },
-      this.head,
-      this.plot,
-      this.placeholder,
-      this.note,
-    );
-    this.root.style.borderTopColor = runColor(run);
-    this.root.dataset.state = 'empty';
+    frameCard(this, info, '', [], this.plot, this.placeholder, this.note);
   }
 
   setInfo(info) {
-    const head = cardHeader(this.run, this.tag, info);
-    this.head.replaceWith(head);
-    this.head = head;
+    refreshHeader(this, info);
   }
 
   async load() {

@@ -6,8 +6,8 @@
 // smoothing so their pixels stay crisp. A slider at the newest step follows new steps.
 
 import { app, defineState, registerTab, spec } from './app.js';
-import { cardHeader, createBoard } from './board.js';
-import { codeBlock, el, fetchJSON, runColor } from './util.js';
+import { createBoard, frameCard, refreshHeader } from './board.js';
+import { codeBlock, el, fetchJSON } from './util.js';
 
 defineState('bright', spec.number(1, 0, 3));
 defineState('contrast', spec.number(1, 0, 3));
@@ -46,29 +46,18 @@ class SampleCard {
     this.stepText = el('output', { class: 'kb-image-step' });
     this.timeText = el('span', { class: 'kb-image-time' });
     this.note = el('p', { class: 'kb-card-note' });
-    this.head = cardHeader(run, tag, info, this.label);
-    this.root = el(
-      'article',
-      { class: 'kb-card kb-run-card kb-image-card' },
-      this.head,
-      this.frame,
-      el(
-        'div',
-        { class: 'kb-image-controls' },
-        this.slider,
-        el('div', { class: 'kb-image-meta' }, this.stepText, this.timeText),
-      ),
-      this.note,
+    const controls = el(
+      'div',
+      { class: 'kb-image-controls' },
+      this.slider,
+      el('div', { class: 'kb-image-meta' }, this.stepText, this.timeText),
     );
-    this.root.style.borderTopColor = runColor(run);
+    frameCard(this, info, 'kb-image-card', [this.label], this.frame, controls, this.note);
     this.root.dataset.sample = String(sample);
-    this.root.dataset.state = 'empty';
   }
 
   setInfo(info) {
-    const head = cardHeader(this.run, this.tag, info, this.label);
-    this.head.replaceWith(head);
-    this.head = head;
+    refreshHeader(this, info);
   }
 
   setSamples(count) {

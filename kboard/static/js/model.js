@@ -5,8 +5,8 @@
 // and unfold their layers; the plain `model.summary()` text, when stored, is one click away.
 
 import { defineState, registerTab, spec } from './app.js';
-import { cardHeader, createBoard } from './board.js';
-import { codeBlock, el, fetchJSON, runColor } from './util.js';
+import { createBoard, frameCard, refreshHeader } from './board.js';
+import { codeBlock, el, fetchJSON } from './util.js';
 
 defineState('mclosed', spec.list()); // collapsed tag groups
 
@@ -54,22 +54,11 @@ class ModelCard {
     this.step = el('span', { class: 'kb-card-sample' });
     this.body = el('div', { class: 'kb-model-body' });
     this.note = el('p', { class: 'kb-card-note' });
-    this.head = cardHeader(run, tag, info, this.step);
-    this.root = el(
-      'article',
-      { class: 'kb-card kb-run-card kb-model-card' },
-      this.head,
-      this.body,
-      this.note,
-    );
-    this.root.style.borderTopColor = runColor(run);
-    this.root.dataset.state = 'empty';
+    frameCard(this, info, 'kb-model-card', [this.step], this.body, this.note);
   }
 
   setInfo(info) {
-    const head = cardHeader(this.run, this.tag, info, this.step);
-    this.head.replaceWith(head);
-    this.head = head;
+    refreshHeader(this, info);
   }
 
   async load() {

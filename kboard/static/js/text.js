@@ -7,8 +7,8 @@
 // the page's CSP would block them anyway.
 
 import { defineState, registerTab, spec } from './app.js';
-import { cardHeader, createBoard } from './board.js';
-import { codeBlock, el, fetchJSON, runColor } from './util.js';
+import { createBoard, frameCard, refreshHeader } from './board.js';
+import { codeBlock, el, fetchJSON } from './util.js';
 
 defineState('tclosed', spec.list()); // collapsed tag groups
 
@@ -115,23 +115,11 @@ class TextCard {
       this.draw();
     });
     this.note = el('p', { class: 'kb-card-note' });
-    this.head = cardHeader(run, tag, info);
-    this.root = el(
-      'article',
-      { class: 'kb-card kb-run-card kb-text-card' },
-      this.head,
-      this.list,
-      this.more,
-      this.note,
-    );
-    this.root.style.borderTopColor = runColor(run);
-    this.root.dataset.state = 'empty';
+    frameCard(this, info, 'kb-text-card', [], this.list, this.more, this.note);
   }
 
   setInfo(info) {
-    const head = cardHeader(this.run, this.tag, info);
-    this.head.replaceWith(head);
-    this.head = head;
+    refreshHeader(this, info);
   }
 
   async load() {
