@@ -171,7 +171,9 @@ class LogdirReader:
             return False
         state.tag_infos = dict(cached["tag_infos"])
         for f in cached["files"]:
-            state.files[f.path] = FileState(f.path, f.identity, f.offset, f.offset, f.stopped)
+            fstate = FileState(f.path, f.identity, f.offset, f.offset, f.stopped)
+            fstate.tail = _bytes_before(f.path, f.offset)  # in-place rewrites stay detectable
+            state.files[f.path] = fstate
         with self.store.write() as txn:
             txn.replace_run(state.name, run_data_from_state(cached["data"]))
             for problem in cached["problems"]:
@@ -404,6 +406,18 @@ def _must_reread(fstate: FileState, st: os.stat_result) -> bool:
         or st.st_size < fstate.offset
         or (st.st_size != fstate.size and _rewritten(fstate))
     )
+
+
+def _bytes_before(path: str, offset: int) -> bytes:
+    """The last bytes before ``offset`` (as kept in ``FileState.tail``), or none if unreadable."""
+    if offset < FOOTER_SIZE:
+        return b""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset - FOOTER_SIZE)
+            return f.read(FOOTER_SIZE)
+    except OSError:
+        return b""
 
 
 def _rewritten(fstate: FileState) -> bool:

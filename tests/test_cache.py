@@ -138,3 +138,21 @@ def test_the_server_restarts_from_the_cache(tmp_path: Path, make_app) -> None:
     body = second.test_client().get("/api/scalars?tag=loss&run=a&points=1000").get_json()
     assert body["series"][0]["total"] == 500
     assert second.extensions["kboard"].store.runs() == ["a", "b"]
+
+
+def test_a_rewrite_after_a_warm_start_is_still_detected(tmp_path: Path) -> None:
+    logdir = tmp_path / "logs"
+    path = logdir / "a" / "events.out.tfevents.1"
+    write_events(path, [scalar_event("t", s, 1.0) for s in range(20)])
+    cache = RunCache(str(tmp_path / "cache"))
+    first = LogdirReader(str(logdir), cache=cache)
+    first.reload()
+    first.save_cache(min_new_bytes=0)
+    warm = LogdirReader(str(logdir), cache=cache)
+    assert warm.reload().runs_from_cache == ["a"]
+    # Truncated in place and written again, longer than before, with other values.
+    write_events(tmp_path / "other", [scalar_event("t", s, 2.0) for s in range(30)])
+    with open(path, "r+b") as f:
+        f.write((tmp_path / "other").read_bytes())
+    assert warm.reload().runs_reread == ["a"]
+    assert warm.store.scalars("a", "t").values.tolist() == [2.0] * 30
