@@ -8,21 +8,21 @@
 
 import { app, defineState, registerTab, spec } from './app.js';
 import { createBoard, frameCard, refreshHeader } from './board.js';
-import { codeBlock, el, fetchJSON, formatNumber, plural, runColor } from './util.js';
+import {
+  codeBlock,
+  el,
+  FONT,
+  fetchJSON,
+  formatNumber,
+  PLOT_CONFIG,
+  plural,
+  runColor,
+} from './util.js';
 
 defineState('hmode', spec.choice('offset', ['offset', 'overlay']));
 defineState('hclosed', spec.list()); // collapsed tag groups
 
-const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
 
-const PLOT_CONFIG = {
-  responsive: true,
-  displaylogo: false,
-  scrollZoom: false,
-  showTips: false,
-  modeBarButtonsToRemove: ['select2d', 'lasso2d', 'autoScale2d'],
-  toImageButtonOptions: { format: 'png', scale: 2 },
-};
 
 /** The axis style of the SCALARS charts. */
 export function axisStyle(extra = {}) {

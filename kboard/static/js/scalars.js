@@ -12,9 +12,11 @@ import {
   escapePlotly,
   escapeRegex,
   escapeTemplate,
+  FONT,
   fetchJSON,
   formatNumber,
   makeMatcher,
+  PLOT_CONFIG,
   plural,
   runColor,
 } from './util.js';
@@ -26,7 +28,6 @@ defineState('outliers', spec.bool(true));
 defineState('closed', spec.list()); // collapsed tag groups
 
 const ZOOMED_POINTS = 5000;
-const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
 const MAX_PARALLEL = 4; // the browser allows 6 connections per host; one is the event stream
 const NONFINITE_Y = { NaN: 0.97, Infinity: 0.97, '-Infinity': 0.03 };
 const NONFINITE_SYMBOL = { NaN: 'x', Infinity: 'triangle-up', '-Infinity': 'triangle-down' };
@@ -471,14 +472,6 @@ function buildFigure(card) {
   return { traces, layout, note: notes.join(' ') };
 }
 
-const PLOT_CONFIG = {
-  responsive: true,
-  displaylogo: false,
-  scrollZoom: false,
-  showTips: false,
-  modeBarButtonsToRemove: ['select2d', 'lasso2d', 'autoScale2d'],
-  toImageButtonOptions: { format: 'png', scale: 2 },
-};
 
 async function draw(card) {
   if (!window.Plotly) {
