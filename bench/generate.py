@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kboard.records import encode_record
+from kboard.tfevents.records import encode_record
 
 _DOUBLE = struct.Struct("<d")
 _FLOAT = struct.Struct("<f")

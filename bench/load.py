@@ -31,7 +31,7 @@ from urllib.parse import urlencode
 import numpy as np
 
 from bench.generate import file_version_record, scalar_event
-from kboard.records import encode_record
+from kboard.tfevents.records import encode_record
 
 TAG = "metrics/value"
 PAGE_POINTS = 720

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bench.generate import file_version_record, scalar_event
 from kboard.ingest import LogdirReader
-from kboard.records import encode_record
+from kboard.tfevents.records import encode_record
 
 SLOTS = 6  # run directories that are written, deleted and created again in turn
 LIFETIME = 300  # cycles a run lives before it is deleted and started afresh

@@ -24,9 +24,9 @@ from typing import Any
 
 import google_crc32c
 
-from kboard import __version__
-from kboard.events import Kind, TagInfo
-from kboard.store import Problem, RunData, SampledSeries, ScalarSeries
+from kboard.store import Problem
+from kboard.tfevents.events import TagInfo
+from kboard.version import __version__
 
 log = logging.getLogger("kboard")
 
@@ -173,32 +173,3 @@ def _still_valid(cached: CachedFile) -> bool:
         )
     except OSError:
         return False
-
-
-def run_data_state(data: RunData) -> dict[str, Any]:
-    """A picklable copy of a run's stored data (call under the store's lock)."""
-    return {
-        "tags": {kind: dict(tags) for kind, tags in data.tags.items()},
-        "scalars": {tag: series.snapshot() for tag, series in data.scalars.items()},
-        "samples": {
-            kind: {tag: (s.limit, s.seen, s.snapshot()) for tag, s in by_tag.items()}
-            for kind, by_tag in data.samples.items()
-        },
-        "start_time": data.start_time,
-    }
-
-
-def run_data_from_state(state: dict[str, Any]) -> RunData:
-    """Rebuild a run's stored data from :func:`run_data_state`'s output."""
-    data = RunData()
-    data.tags = {Kind(kind): dict(tags) for kind, tags in state["tags"].items()}
-    for tag, cols in state["scalars"].items():
-        series = ScalarSeries()
-        series.extend(cols.steps, cols.wall_times, cols.values)
-        data.scalars[tag] = series
-    for kind, by_tag in state["samples"].items():
-        target = data.samples.setdefault(Kind(kind), {})
-        for tag, (limit, seen, items) in by_tag.items():
-            target[tag] = SampledSeries.restore(limit, seen, items)
-    data.start_time = state["start_time"]
-    return data

@@ -9,12 +9,12 @@ import sys
 
 import click
 
-from kboard import __version__
 from kboard.cache import default_cache_dir
-from kboard.events import Kind, TagInfo
 from kboard.export import KINDS, LAYOUTS, Selection, count_points, write_export
-from kboard.ingest import LogdirReader, parse_logdir_spec
-from kboard.store import Store
+from kboard.ingest import parse_logdir_spec
+from kboard.provider import DataProvider, TagInfo, load_logdir
+from kboard.tfevents.events import Kind
+from kboard.version import __version__
 
 _KIND_ORDER = (Kind.SCALARS, Kind.IMAGES, Kind.HISTOGRAMS, Kind.TEXT, Kind.MODEL, Kind.OTHER)
 
@@ -28,18 +28,14 @@ def _logdir_option(func):  # type: ignore[no-untyped-def]
     )(func)
 
 
-def load_logdir(logdir: str) -> LogdirReader:
+def read_logdir(logdir: str) -> DataProvider:
     """Read a logdir once, turning a bad spec or a missing directory into a CLI error."""
     try:
-        roots = parse_logdir_spec(logdir)
+        return load_logdir(logdir)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    reader = LogdirReader(roots)
-    missing = reader.missing_roots()
-    if missing:
-        raise click.ClickException(f"logdir not found: {', '.join(missing)}")
-    reader.reload()
-    return reader
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _listen_options(func):  # type: ignore[no-untyped-def]
@@ -74,17 +70,16 @@ def cli(verbose: bool) -> None:
 @_logdir_option
 def inspect(logdir: str) -> None:
     """List runs, tags, points and step ranges, and any problem found."""
-    reader = load_logdir(logdir)
-    click.echo(describe(reader.store))
+    click.echo(describe(read_logdir(logdir)))
 
 
-def describe(store: Store) -> str:
-    """Return a readable summary of everything in the store."""
+def describe(data: DataProvider) -> str:
+    """Return a readable summary of every run, tag and problem."""
     lines: list[str] = []
-    runs = store.runs()
+    runs = sorted(r.name for r in data.runs())
     if not runs:
         lines.append("No event files found (files named like events.out.tfevents.*).")
-    by_kind = {kind: store.tags(kind) for kind in _KIND_ORDER}
+    by_kind = {kind: data.tags(kind) for kind in _KIND_ORDER}
     for run in runs:
         lines.append(f"run {run}")
         width = max((len(t) for tags in by_kind.values() for t in tags.get(run, {})), default=0)
@@ -94,8 +89,8 @@ def describe(store: Store) -> str:
                 continue
             lines.append(f"  {kind.value}")
             for tag, info in sorted(tags.items()):
-                lines.append(f"    {tag:<{width}}  {_series_line(store, run, kind, tag, info)}")
-    problems = store.problems()
+                lines.append(f"    {tag:<{width}}  {_series_line(data, run, kind, tag, info)}")
+    problems = data.problems()
     if problems:
         lines.append("")
         lines.append(f"problems ({len(problems)})")
@@ -104,18 +99,18 @@ def describe(store: Store) -> str:
     return "\n".join(lines)
 
 
-def _series_line(store: Store, run: str, kind: Kind, tag: str, info: TagInfo) -> str:
+def _series_line(data: DataProvider, run: str, kind: Kind, tag: str, info: TagInfo) -> str:
     if kind is Kind.SCALARS:
-        cols = store.scalars(run, tag)
+        cols = data.scalars(run, tag)
         count, steps = len(cols), cols.steps
     else:
-        samples = store.samples(run, kind, tag)
+        samples = data.samples(run, kind, tag)
         count, steps = len(samples), [s.step for s in samples]
     text = f"{count:>8} point{'' if count == 1 else 's'}"
     if count:
         text += f"  steps {steps[0]}..{steps[-1]}"
     if kind is not Kind.SCALARS:
-        kept, seen = store.sample_counts(run, kind, tag)
+        kept, seen = data.sample_counts(run, kind, tag)
         if seen > kept:
             text += f"  (kept {kept} of {seen})"
     if kind is Kind.OTHER:
@@ -170,10 +165,10 @@ def export(
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     fmt = "json" if as_json or output.lower().endswith(".json") else "csv"
-    reader = load_logdir(logdir)
+    data = read_logdir(logdir)
     to_stdout = output == "-"
     show_progress = sys.stderr.isatty() and not (to_stdout and sys.stdout.isatty())
-    total = count_points(reader.store, sel)
+    total = count_points(data, sel)
     try:
         out = (
             io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="", write_through=False)
@@ -186,7 +181,7 @@ def export(
         with click.progressbar(
             length=total, label="exporting", file=sys.stderr, hidden=not show_progress
         ) as bar:
-            write_export(reader.store, out, sel, fmt=fmt, layout=layout, progress=bar.update)
+            write_export(data, out, sel, fmt=fmt, layout=layout, progress=bar.update)
         out.flush()
     except OSError as exc:
         raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
@@ -240,7 +235,7 @@ def serve(
     no_cache: bool,
 ) -> None:
     """Serve the dashboard for a logdir until Ctrl-C."""
-    from kboard.serve import serve_forever
+    from kboard.server.serve import serve_forever
 
     try:
         parse_logdir_spec(logdir)

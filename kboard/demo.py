@@ -169,7 +169,7 @@ def tensorflow_available() -> bool:
 
 def run_demo(*, host: str, port: int, epochs: int) -> None:
     """Serve a temporary logdir while a child process trains into it; clean up on Ctrl-C."""
-    from kboard.serve import serve_forever
+    from kboard.server.serve import serve_forever
 
     if not tensorflow_available():
         raise click.ClickException(TF_MISSING)

@@ -20,8 +20,8 @@ from typing import TextIO
 
 import numpy as np
 
-from kboard.events import Kind
-from kboard.store import ScalarColumns, Store
+from kboard.provider import DataProvider, ScalarColumns
+from kboard.tfevents.events import Kind
 
 SCALAR_HEADER = ("run", "tag", "step", "wall_time", "value")
 HISTOGRAM_HEADER = ("run", "tag", "step", "wall_time", "left", "right", "count")
@@ -80,25 +80,25 @@ class Selection:
         )
 
 
-def selected_scalars(store: Store, sel: Selection) -> list[tuple[str, str, ScalarColumns]]:
-    return [(r, t, c) for r, t, c in store.iter_scalars() if sel.matches(r, t)]
+def selected_scalars(data: DataProvider, sel: Selection) -> list[tuple[str, str, ScalarColumns]]:
+    return [(r, t, c) for r, t, c in data.iter_scalars() if sel.matches(r, t)]
 
 
-def count_points(store: Store, sel: Selection) -> int:
+def count_points(data: DataProvider, sel: Selection) -> int:
     """How many rows a long export of ``sel`` has (for progress bars)."""
     if sel.kind == "scalars":
-        return sum(len(c) for _, _, c in selected_scalars(store, sel))
+        return sum(len(c) for _, _, c in selected_scalars(data, sel))
     return sum(
         len(s.value)
-        for run, tag in _histogram_series(store, sel)
-        for s in store.samples(run, Kind.HISTOGRAMS, tag)
+        for run, tag in _histogram_series(data, sel)
+        for s in data.samples(run, Kind.HISTOGRAMS, tag)
     )
 
 
-def _histogram_series(store: Store, sel: Selection) -> list[tuple[str, str]]:
+def _histogram_series(data: DataProvider, sel: Selection) -> list[tuple[str, str]]:
     return [
         (run, tag)
-        for run, tags in store.tags(Kind.HISTOGRAMS).items()
+        for run, tags in data.tags(Kind.HISTOGRAMS).items()
         for tag in sorted(tags)
         if sel.matches(run, tag)
     ]
@@ -119,7 +119,7 @@ TEXT_COLUMNS = ("run", "tag")
 
 
 def table(
-    store: Store,
+    data: DataProvider,
     sel: Selection,
     layout: str = "long",
     progress: Callable[[int], None] | None = None,
@@ -128,16 +128,16 @@ def table(
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}")
     if sel.kind == "histograms":
-        return list(HISTOGRAM_HEADER), _histogram_rows(store, sel, progress)
+        return list(HISTOGRAM_HEADER), _histogram_rows(data, sel, progress)
     if layout == "wide":
-        series = selected_scalars(store, sel)
+        series = selected_scalars(data, sel)
         header = ["step"] + [f"{run}/{tag}" for run, tag, _ in series]
         return header, _wide_rows(series, progress)
-    return list(SCALAR_HEADER), _long_rows(store, sel, progress)
+    return list(SCALAR_HEADER), _long_rows(data, sel, progress)
 
 
-def _long_rows(store: Store, sel: Selection, progress: Callable[[int], None] | None) -> Rows:
-    for run, tag, cols in selected_scalars(store, sel):
+def _long_rows(data: DataProvider, sel: Selection, progress: Callable[[int], None] | None) -> Rows:
+    for run, tag, cols in selected_scalars(data, sel):
         for start in range(0, len(cols), CHUNK_ROWS):
             sl = slice(start, start + CHUNK_ROWS)
             steps = [str(s) for s in cols.steps[sl].tolist()]
@@ -169,9 +169,11 @@ def _wide_rows(
         yield [list(row) for row in zip(*columns)]
 
 
-def _histogram_rows(store: Store, sel: Selection, progress: Callable[[int], None] | None) -> Rows:
-    for run, tag in _histogram_series(store, sel):
-        for sample in store.samples(run, Kind.HISTOGRAMS, tag):
+def _histogram_rows(
+    data: DataProvider, sel: Selection, progress: Callable[[int], None] | None
+) -> Rows:
+    for run, tag in _histogram_series(data, sel):
+        for sample in data.samples(run, Kind.HISTOGRAMS, tag):
             head = [run, tag, str(sample.step), format_number(sample.wall_time)]
             buckets = sample.value.reshape(-1, 3)
             cells = [_numbers(buckets[:, i]) for i in range(3)]
@@ -182,13 +184,13 @@ def _histogram_rows(store: Store, sel: Selection, progress: Callable[[int], None
 
 # -- serialisers ------------------------------------------------------------------------
 def csv_chunks(
-    store: Store,
+    data: DataProvider,
     sel: Selection,
     layout: str = "long",
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[str]:
     """Yield an export as RFC 4180 CSV text (CRLF line ends), in chunks."""
-    header, chunks = table(store, sel, layout, progress)
+    header, chunks = table(data, sel, layout, progress)
     yield ",".join(csv_cell(h) for h in header) + "\r\n"
     text_at = [i for i, name in enumerate(header) if name in TEXT_COLUMNS]
     cell = functools.lru_cache(maxsize=1024)(csv_cell)
@@ -206,13 +208,13 @@ def _json_value(text: str) -> str:
 
 
 def json_chunks(
-    store: Store,
+    data: DataProvider,
     sel: Selection,
     layout: str = "long",
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[str]:
     """Yield an export as a JSON array of row objects (non-finite values as strings)."""
-    header, chunks = table(store, sel, layout, progress)
+    header, chunks = table(data, sel, layout, progress)
     keys = [json.dumps(h, ensure_ascii=False) + ":" for h in header]
     text_at = {i for i, name in enumerate(header) if name in TEXT_COLUMNS}
     name = functools.lru_cache(maxsize=1024)(lambda t: json.dumps(t, ensure_ascii=False))
@@ -232,7 +234,7 @@ def json_chunks(
 
 
 def write_export(
-    store: Store,
+    data: DataProvider,
     out: TextIO,
     sel: Selection,
     *,
@@ -244,19 +246,5 @@ def write_export(
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
     chunks = json_chunks if fmt == "json" else csv_chunks
-    for chunk in chunks(store, sel, layout, progress):
+    for chunk in chunks(data, sel, layout, progress):
         out.write(chunk)
-
-
-def write_scalars_csv(
-    store: Store, out: TextIO, runs: str | None = None, tags: str | None = None
-) -> int:
-    """Write every selected scalar point as long CSV; return the number of rows."""
-    rows = 0
-
-    def count(n: int) -> None:
-        nonlocal rows
-        rows += n
-
-    write_export(store, out, Selection(runs, tags), progress=count)
-    return rows

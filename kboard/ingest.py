@@ -28,17 +28,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kboard.cache import CachedFile, RunCache, fingerprint, run_data_from_state
-from kboard.events import Datum, Restart, TagInfo
-from kboard.fastpath import DecodedBlock, ScalarBatch, decode_block
-from kboard.records import (
+from kboard.cache import CachedFile, RunCache, fingerprint
+from kboard.store import Problem, RunData, Sample, Store, WriteTxn
+from kboard.tfevents.events import Datum, Restart, TagInfo
+from kboard.tfevents.fastpath import DecodedBlock, ScalarBatch, decode_block
+from kboard.tfevents.records import (
     DEFAULT_MAX_RECORD_BYTES,
     FOOTER_SIZE,
     HEADER_SIZE,
     RecordBlock,
     read_block,
 )
-from kboard.store import Problem, RunData, Sample, Store, WriteTxn
 
 log = logging.getLogger("kboard")
 
@@ -175,7 +175,7 @@ class LogdirReader:
             fstate.tail = _bytes_before(f.path, f.offset)  # in-place rewrites stay detectable
             state.files[f.path] = fstate
         with self.store.write() as txn:
-            txn.replace_run(state.name, run_data_from_state(cached["data"]))
+            txn.replace_run(state.name, RunData.from_state(cached["data"]))
             for problem in cached["problems"]:
                 txn.report(problem)
         log.info("run %s restored from the cache", state.name)

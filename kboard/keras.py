@@ -36,15 +36,15 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tensorboard.compat.proto import summary_pb2
 
-from kboard import protos
+from kboard.tfevents import protos
+from kboard.tfevents.plugins import MODEL_SUMMARY as MODEL_SUMMARY_PLUGIN
+from kboard.tfevents.plugins import MODEL_SUMMARY_FORMAT
 from kboard.writer import SummaryWriter
 
 __all__ = ["KBoardCallback", "MODEL_SUMMARY_FORMAT", "MODEL_SUMMARY_PLUGIN", "model_summary"]
 
 log = logging.getLogger("kboard")
 
-MODEL_SUMMARY_FORMAT = "kboard.model_summary/1"
-MODEL_SUMMARY_PLUGIN = "kboard_model_summary"
 MODEL_SUMMARY_TAG = "model_summary"
 KERAS_MODEL_TAG = "keras"  # the tag Keras's callback writes the model config under
 KERAS_MODEL_PLUGIN = "graph_keras_model"

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-SUMMARY_FORMAT = "kboard.model_summary/1"
+from kboard.tfevents.plugins import MODEL_SUMMARY_FORMAT
+
 KEY_SETTINGS = (
     "units", "activation", "filters", "kernel_size", "strides", "padding", "pool_size", "rate",
     "input_dim", "output_dim", "num_heads", "key_dim", "axis", "epsilon", "momentum",
@@ -26,7 +27,7 @@ def model_view(text: str) -> dict[str, Any]:
         raise ValueError(f"model summary is not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise ValueError("model summary is not a JSON object")
-    if doc.get("format") == SUMMARY_FORMAT:
+    if doc.get("format") == MODEL_SUMMARY_FORMAT:
         return _from_kboard_summary(doc)
     return _from_keras_config(doc)
 

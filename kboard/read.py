@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kboard.events import Kind
 from kboard.export import Selection, selected_scalars
-from kboard.ingest import LogdirReader
+from kboard.provider import load_logdir
+from kboard.tfevents.events import Kind
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,15 +24,6 @@ def _pandas() -> Any:
     return pandas
 
 
-def _load(logdir: str) -> LogdirReader:
-    reader = LogdirReader(logdir)
-    missing = reader.missing_roots()
-    if missing:
-        raise FileNotFoundError(f"logdir not found: {', '.join(missing)}")
-    reader.reload()
-    return reader
-
-
 def read_scalars(
     logdir: str, runs: str | None = None, tags: str | None = None, *, pivot: bool = False
 ) -> pd.DataFrame:
@@ -42,7 +33,7 @@ def read_scalars(
     the wide layout: one row per step, a column per ``run/tag``.
     """
     pd = _pandas()
-    series = selected_scalars(_load(logdir).store, Selection(runs, tags))
+    series = selected_scalars(load_logdir(logdir), Selection(runs, tags))
     if pivot:
         columns = {
             f"{run}/{tag}": pd.Series(cols.values, index=pd.Index(cols.steps, name="step"))
@@ -65,14 +56,14 @@ def read_scalars(
 def read_histograms(logdir: str, runs: str | None = None, tags: str | None = None) -> pd.DataFrame:
     """Every kept histogram bucket: ``run, tag, step, wall_time, left, right, count``."""
     pd = _pandas()
-    store = _load(logdir).store
+    data = load_logdir(logdir)
     sel = Selection(runs, tags, kind="histograms")
     rows: list[tuple[Any, ...]] = []
-    for run, by_tag in store.tags(Kind.HISTOGRAMS).items():
+    for run, by_tag in data.tags(Kind.HISTOGRAMS).items():
         for tag in sorted(by_tag):
             if not sel.matches(run, tag):
                 continue
-            for s in store.samples(run, Kind.HISTOGRAMS, tag):
+            for s in data.samples(run, Kind.HISTOGRAMS, tag):
                 rows.extend((run, tag, s.step, s.wall_time, *b) for b in s.value.tolist())
     return pd.DataFrame(rows, columns=["run", "tag", "step", "wall_time", "left", "right", "count"])
 
@@ -80,14 +71,14 @@ def read_histograms(logdir: str, runs: str | None = None, tags: str | None = Non
 def read_images(logdir: str, runs: str | None = None, tags: str | None = None) -> pd.DataFrame:
     """Every kept image: ``run, tag, step, wall_time, sample, width, height, data`` (bytes)."""
     pd = _pandas()
-    store = _load(logdir).store
+    data = load_logdir(logdir)
     sel = Selection(runs, tags)
     rows: list[tuple[Any, ...]] = []
-    for run, by_tag in store.tags(Kind.IMAGES).items():
+    for run, by_tag in data.tags(Kind.IMAGES).items():
         for tag in sorted(by_tag):
             if not sel.matches(run, tag):
                 continue
-            for s in store.samples(run, Kind.IMAGES, tag):
+            for s in data.samples(run, Kind.IMAGES, tag):
                 rows.extend(
                     (run, tag, s.step, s.wall_time, i, s.value.width, s.value.height, data)
                     for i, data in enumerate(s.value.samples)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from kboard.events import Kind, TagInfo
+from kboard.tfevents.events import Kind, TagInfo
 
 # Per-tag limits for the kinds that are not scalars (scalars are never sampled).
 DEFAULT_LIMITS: dict[Kind, int] = {
@@ -187,6 +187,34 @@ class RunData:
     def series_count(self) -> int:
         return len(self.scalars) + sum(len(s) for s in self.samples.values())
 
+    def to_state(self) -> dict[str, Any]:
+        """A picklable copy of this run's data (call under the store's lock)."""
+        return {
+            "tags": {kind: dict(tags) for kind, tags in self.tags.items()},
+            "scalars": {tag: series.snapshot() for tag, series in self.scalars.items()},
+            "samples": {
+                kind: {tag: (s.limit, s.seen, s.snapshot()) for tag, s in by_tag.items()}
+                for kind, by_tag in self.samples.items()
+            },
+            "start_time": self.start_time,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> RunData:
+        """Rebuild a run's data from :meth:`to_state`'s output."""
+        data = cls()
+        data.tags = {Kind(kind): dict(tags) for kind, tags in state["tags"].items()}
+        for tag, cols in state["scalars"].items():
+            series = ScalarSeries()
+            series.extend(cols.steps, cols.wall_times, cols.values)
+            data.scalars[tag] = series
+        for kind, by_tag in state["samples"].items():
+            target = data.samples.setdefault(Kind(kind), {})
+            for tag, (limit, seen, items) in by_tag.items():
+                target[tag] = SampledSeries.restore(limit, seen, items)
+        data.start_time = state["start_time"]
+        return data
+
     def restart(self, step: int) -> None:
         """Apply a ``SessionLog.START``: drop every series' values from ``step`` on."""
         for series in self.scalars.values():
@@ -208,9 +236,6 @@ class Store:
         self._changed = threading.Condition(self._lock)
 
     # -- writing (used by the reader) -------------------------------------------------
-    def new_run_data(self) -> RunData:
-        return RunData()
-
     def write(self) -> WriteTxn:
         """Open a write transaction: ``with store.write() as txn: ...``."""
         return WriteTxn(self)
@@ -239,10 +264,6 @@ class Store:
                 for run, data in sorted(self._runs.items())
                 if data.tags.get(kind)
             }
-
-    def tag_info(self, run: str, kind: Kind, tag: str) -> TagInfo:
-        with self._lock:
-            return _lookup(self._run(run).tags.get(kind, {}), tag, run)
 
     def scalars(self, run: str, tag: str) -> ScalarColumns:
         """Return every point of one scalar series; :class:`NotFound` when unknown."""
@@ -280,11 +301,9 @@ class Store:
 
     def run_snapshot(self, run: str) -> tuple[dict[str, Any], list[Problem]]:
         """A consistent, picklable copy of one run and its problems (for the cache)."""
-        from kboard.cache import run_data_state
-
         with self._lock:
             problems = [p for p in self._problems.values() if p.run == run]
-            return run_data_state(self._run(run)), problems
+            return self._run(run).to_state(), problems
 
     def _run(self, run: str) -> RunData:
         data = self._runs.get(run)

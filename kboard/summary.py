@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from kboard import protos
+from kboard.tfevents import protos
 from kboard.writer import SummaryWriter, as_step
 
 _state = threading.local()

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
-from kboard import protos
-from kboard.records import encode_record
+from kboard.tfevents import protos
+from kboard.tfevents.records import encode_record
 
 _counter = itertools.count()
 _counter_lock = threading.Lock()
@@ -257,7 +257,7 @@ class SummaryWriter:
     def add_value(
         self, value: summary_pb2.Summary.Value, global_step: Any = None, walltime: Any = None
     ) -> None:
-        """Write one prebuilt value (see ``kboard.protos``); metadata only for a new tag."""
+        """Write one prebuilt value (see :mod:`kboard.tfevents.protos`); metadata once per tag."""
         step, wall_time = as_step(global_step), _as_wall_time(walltime)
         plugin = value.metadata.plugin_data.plugin_name
         event = protos.event([value], step, wall_time)  # copies value

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kboard.records import encode_record
+from kboard.tfevents.records import encode_record
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Servers started by tests (and their subprocesses) cache decoded runs here, not in ~/.cache.
@@ -124,7 +124,7 @@ def mixed_logdir(
 @pytest.fixture()
 def make_app():
     """Build apps without live reloading (tests reload explicitly); stop any that went live."""
-    from kboard.app import create_app
+    from kboard.server.app import create_app
 
     apps = []
 

@@ -76,7 +76,7 @@ def serve(logdir: Path) -> Iterator[str]:
     """Serve ``logdir`` on a free local port in a thread; yield the base URL."""
     from werkzeug.serving import make_server
 
-    from kboard.app import create_app
+    from kboard.server.app import create_app
 
     app = create_app(str(logdir), reload_interval=0.5)
     server = make_server("127.0.0.1", 0, app, threaded=True)

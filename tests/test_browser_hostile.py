@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
-from kboard.protos import string_tensor
+from kboard.tfevents.protos import string_tensor
 from tests import test_browser
 
 from .conftest import scalar_event, write_events

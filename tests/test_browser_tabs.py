@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from kboard import SummaryWriter, protos
+from kboard import SummaryWriter
+from kboard.tfevents import protos
 from tests import test_browser
 
 pytestmark = pytest.mark.browser

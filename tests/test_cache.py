@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from kboard.cache import RunCache
-from kboard.events import Kind
 from kboard.ingest import LogdirReader
+from kboard.tfevents.events import Kind
 from kboard.writer import SummaryWriter
 
 from .conftest import scalar_event, write_events

@@ -17,6 +17,7 @@ import pytest
 import kboard
 from kboard.export import Selection, write_export
 from kboard.ingest import LogdirReader
+from kboard.provider import DataProvider
 
 from .conftest import scalar_event, write_events
 
@@ -138,7 +139,7 @@ def test_large_export_streams_with_bounded_memory(tmp_path: Path) -> None:
     out_path = tmp_path / "out.csv"
     with open(out_path, "w", encoding="utf-8", newline="") as out:
         tracemalloc.start()
-        write_export(reader.store, out, Selection())
+        write_export(DataProvider(reader.store), out, Selection())
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     size = out_path.stat().st_size

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
 from bench.generate import scalar_event as encode_scalar
-from kboard.events import Datum, Kind, decode_record
-from kboard.fastpath import decode_block
-from kboard.records import encode_record, read_block
+from kboard.tfevents.events import Datum, Kind, decode_record
+from kboard.tfevents.fastpath import decode_block
+from kboard.tfevents.records import encode_record, read_block
 from kboard.writer import SummaryWriter
 
 from .conftest import scalar_event

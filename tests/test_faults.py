@@ -31,8 +31,8 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 
 from kboard import ingest
 from kboard.ingest import LogdirReader
-from kboard.protos import double_tensor, string_tensor
-from kboard.records import encode_record, masked_crc32c
+from kboard.tfevents.protos import double_tensor, string_tensor
+from kboard.tfevents.records import encode_record, masked_crc32c
 
 from .conftest import scalar_event, write_events
 
@@ -323,7 +323,7 @@ import json, logging, os, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
 from tests.conftest import scalar_event, write_events
-from kboard.app import create_app
+from kboard.server.app import create_app
 
 logdir = Path(sys.argv[1])
 records = []

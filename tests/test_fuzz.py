@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.generate import scalar_event as encode_scalar
-from kboard.events import decode_record
-from kboard.fastpath import decode_block
 from kboard.ingest import LogdirReader
-from kboard.records import encode_record, frame_block, read_block, read_records
+from kboard.tfevents.events import decode_record
+from kboard.tfevents.fastpath import decode_block
+from kboard.tfevents.records import encode_record, frame_block, read_block, read_records
 
 from .test_fastpath import all_at_once, one_by_one, same
 

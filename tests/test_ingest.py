@@ -12,10 +12,10 @@ from tensorboard.backend.event_processing import plugin_event_accumulator as pea
 from tensorboard.compat.proto import event_pb2
 from tensorboard.util import tensor_util
 
-from kboard.events import ImageSamples, Kind
 from kboard.ingest import LogdirReader, parse_logdir_spec
-from kboard.records import encode_record
 from kboard.store import Store
+from kboard.tfevents.events import ImageSamples, Kind
+from kboard.tfevents.records import encode_record
 
 from .conftest import STEPS, scalar_event, write_events
 

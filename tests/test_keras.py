@@ -26,10 +26,10 @@ from PIL import Image  # noqa: E402
 from tensorboard.backend.event_processing import plugin_event_accumulator as pea  # noqa: E402
 from tensorboard.util import tensor_util  # noqa: E402
 
-from kboard.events import Kind  # noqa: E402
 from kboard.ingest import LogdirReader  # noqa: E402
 from kboard.keras import KBoardCallback  # noqa: E402
 from kboard.store import Store  # noqa: E402
+from kboard.tfevents.events import Kind  # noqa: E402
 
 EPOCHS = 5
 BATCHES = 4  # per epoch: 40 training samples in batches of 10

@@ -10,7 +10,7 @@ from pathlib import Path
 import google_crc32c
 import pytest
 
-from kboard.records import (
+from kboard.tfevents.records import (
     HEADER_SIZE,
     crc32c,
     encode_record,

@@ -95,7 +95,7 @@ def test_distribution_percentiles_match_an_independent_computation(client) -> No
     assert body["basis_points"] == list(BASIS_POINTS)
     reader = LogdirReader(client.application.extensions["kboard"].logdir)
     reader.reload()
-    from kboard.events import Kind
+    from kboard.tfevents.events import Kind
 
     stored = reader.store.samples("train", Kind.HISTOGRAMS, "weights")
     for step_values, sample in zip(body["percentiles"], stored):
@@ -137,7 +137,7 @@ def test_rebin_keeps_mass_where_it_was() -> None:
 def test_degenerate_histograms_never_fail(tmp_path: Path, make_app, buckets: np.ndarray) -> None:
     clean = clean_buckets(buckets)
     assert len(percentiles(clean)) == len(BASIS_POINTS)
-    from kboard.protos import double_tensor  # the writer's own tensor builder
+    from kboard.tfevents.protos import double_tensor  # the writer's own tensor builder
 
     value = summary_pb2.Summary.Value(tag="h", tensor=double_tensor(buckets))
     value.metadata.plugin_data.plugin_name = "histograms"
@@ -236,7 +236,7 @@ def test_kboard_model_summary(tmp_path: Path, make_app) -> None:
         ],
         "text": "Model: m",
     }
-    from kboard.protos import string_tensor
+    from kboard.tfevents.protos import string_tensor
 
     value = summary_pb2.Summary.Value(
         tag="model", tensor=string_tensor([json.dumps(summary).encode()], [])

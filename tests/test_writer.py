@@ -21,8 +21,8 @@ from tensorboard.compat.proto import event_pb2, types_pb2
 from tensorboard.util import tensor_util
 
 import kboard.summary
-from kboard import protos
-from kboard.records import iter_records
+from kboard.tfevents import protos
+from kboard.tfevents.records import iter_records
 from kboard.writer import EventFileWriter, SummaryWriter
 
 FAR = 3600.0  # a flush interval the tests never reach

@@ -3,10 +3,10 @@
 A scalar event from ``tf.summary``, Keras or torch is ``wall_time, step, summary`` where the
 summary bytes of one tag are the same in every event but for the value. Records are grouped by
 those bytes (the value masked out); the first record of each group is decoded by
-:func:`kboard.events.decode_record` and checked by probing: its value bytes are replaced by a
-sentinel and the record decoded again, and only if exactly the value changes are the group's
-other records read with numpy. Everything else is decoded record by record, strictly in record
-order, so the result always equals decoding every record with the protobuf parser.
+:func:`~kboard.tfevents.events.decode_record` and checked by probing: its value bytes are
+replaced by a sentinel and the record decoded again, and only if exactly the value changes are
+the group's other records read with numpy. Everything else is decoded record by record, strictly
+in record order, so the result always equals decoding every record with the protobuf parser.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from kboard.events import Datum, DecodeProblem, Kind, Restart, TagInfo, decode_record
+from kboard.tfevents.events import Datum, DecodeProblem, Kind, Restart, TagInfo, decode_record
 
 _WALL_STEP_PREFIX = 10  # 0x09 + 8-byte wall_time + 0x10 (the step varint's tag)
 _SENTINELS = {4: np.float32(1.2345678e-7).tobytes(), 8: np.float64(-9.87654321e-11).tobytes()}
@@ -57,7 +57,7 @@ class _Group:
 
 
 def decode_block(block: Any, tag_infos: MutableMapping[str, TagInfo]) -> DecodedBlock:
-    """Decode every record of a :class:`~kboard.records.RecordBlock`."""
+    """Decode every record of a :class:`~kboard.tfevents.records.RecordBlock`."""
     n = len(block)
     arr = np.frombuffer(block.buf, dtype=np.uint8)
     groups: list[_Group] = []

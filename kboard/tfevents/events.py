@@ -17,6 +17,8 @@ import numpy as np
 from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2, summary_pb2, types_pb2
 
+from kboard.tfevents import plugins
+
 __all__ = [
     "Kind",
     "TagInfo",
@@ -43,12 +45,12 @@ class Kind(str, enum.Enum):
 
 # TensorBoard plugin names that map onto one of our kinds.
 PLUGIN_KINDS: dict[str, Kind] = {
-    "scalars": Kind.SCALARS,
-    "images": Kind.IMAGES,
-    "histograms": Kind.HISTOGRAMS,
-    "text": Kind.TEXT,
-    "graph_keras_model": Kind.MODEL,
-    "kboard_model_summary": Kind.MODEL,
+    plugins.SCALARS: Kind.SCALARS,
+    plugins.IMAGES: Kind.IMAGES,
+    plugins.HISTOGRAMS: Kind.HISTOGRAMS,
+    plugins.TEXT: Kind.TEXT,
+    plugins.GRAPH_KERAS_MODEL: Kind.MODEL,
+    plugins.MODEL_SUMMARY: Kind.MODEL,
 }
 
 

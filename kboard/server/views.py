@@ -7,7 +7,7 @@ import os
 import plotly
 from flask import Blueprint, Response, render_template, send_file, url_for
 
-from kboard.app import kboard
+from kboard.server.context import serving
 
 bp = Blueprint("views", __name__)
 
@@ -26,7 +26,7 @@ def index() -> str:
     return render_template(
         "index.html",
         plotly_url=url_for("views.plotly", version=plotly_js_version()),
-        logdir=kboard().logdir,
+        logdir=serving().logdir,
     )
 
 

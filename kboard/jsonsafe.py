@@ -1,15 +1,11 @@
-"""JSON responses that are always valid JSON: non-finite floats become TensorBoard's strings."""
+"""JSON-safe values: non-finite floats become the strings TensorBoard writes for them."""
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 import numpy as np
-from flask import Response
-
-NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
 
 def finite_or_string(value: float) -> float | str:
@@ -38,13 +34,3 @@ def cleanse(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [cleanse(v) for v in obj]
     return obj
-
-
-def json_response(obj: Any, status: int = 200) -> Response:
-    """Serialise ``obj`` (already cleansed where it holds floats) as strict JSON."""
-    body = json.dumps(obj, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
-    return Response(body, status=status, mimetype="application/json")
-
-
-def json_error(message: str, status: int) -> Response:
-    return json_response({"error": message}, status)

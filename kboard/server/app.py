@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from kboard.cache import RunCache
 from kboard.ingest import LogdirReader
-from kboard.jsonutil import json_error
-from kboard.live import LiveReloader
-from kboard.store import Store
+from kboard.provider import DataProvider
+from kboard.server import api, compat, views
+from kboard.server.context import Serving, serving
+from kboard.server.live import LiveReloader
+from kboard.server.responses import json_error
 
 log = logging.getLogger("kboard")
 
@@ -25,21 +26,6 @@ CONTENT_SECURITY_POLICY = (
 CACHE_FIRST_SAVE_SECONDS = 3.0
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 ANY_ADDRESS = frozenset({"0.0.0.0", "::", ""})
-
-
-@dataclass
-class KBoard:
-    """What the app serves: the reader, its store and the live reloader."""
-
-    reader: LogdirReader
-    live: LiveReloader | None
-    logdir: str
-    allowed_hosts: frozenset[str] | None  # None: any Host (bound to all interfaces)
-    plugins: list[str] = field(default_factory=list)
-
-    @property
-    def store(self) -> Store:
-        return self.reader.store
 
 
 def create_app(
@@ -56,7 +42,7 @@ def create_app(
 
     With ``cache_dir``, decoded runs are kept there so the next start is quick.
     """
-    app = Flask(__name__)
+    app = Flask("kboard")  # the package's static/ and templates/ folders
     app.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=1024 * 1024)
     cache = RunCache(cache_dir) if cache_dir else None
     reader = reader or LogdirReader(logdir, cache=cache)
@@ -71,10 +57,9 @@ def create_app(
         reloader = LiveReloader(reader, interval=reload_interval, watch=watch)
         reloader.start()
     allowed = None if host in ANY_ADDRESS else LOCAL_HOSTS | {host.strip("[]").lower()}
-    app.extensions["kboard"] = KBoard(reader, reloader, logdir, allowed)
-
-    from kboard import api, compat, views
-
+    app.extensions["kboard"] = Serving(
+        DataProvider(reader.store, logdir), reader, reloader, logdir, allowed
+    )
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(compat.bp)
@@ -83,11 +68,6 @@ def create_app(
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
     return app
-
-
-def kboard() -> KBoard:
-    """Return the serving state of the current app."""
-    return current_app.extensions["kboard"]
 
 
 def _host_name(host_header: str) -> str:
@@ -99,7 +79,7 @@ def _host_name(host_header: str) -> str:
 
 def _check_host() -> Response | None:
     """Refuse requests whose Host is not ours (DNS rebinding)."""
-    allowed = kboard().allowed_hosts
+    allowed = serving().allowed_hosts
     if allowed is None:
         return None
     if _host_name(request.host) not in allowed:

@@ -48,10 +48,6 @@ class LiveReloader:
         if self._thread is not None:
             self._thread.join(timeout=30)
 
-    def poke(self) -> None:
-        """Ask for a reload soon."""
-        self._wake.set()
-
     def _start_observer(self) -> None:
         handler = _Poke(self._wake)
         observer = Observer()

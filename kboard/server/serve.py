@@ -9,7 +9,8 @@ import socket
 
 import click
 
-from kboard.app import create_app
+from kboard.ingest import parse_logdir_spec
+from kboard.server.app import create_app
 
 log = logging.getLogger("kboard")
 PORT_TRIES = 10
@@ -78,6 +79,5 @@ def serve_forever(
 
 
 def logdir_paths(logdir: str) -> list[str]:
-    from kboard.ingest import parse_logdir_spec
-
+    """The directories a logdir spec names."""
     return list(parse_logdir_spec(logdir).values())

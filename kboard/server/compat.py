@@ -1,4 +1,4 @@
-"""TensorBoard-compatible routes, with TensorBoard 2.x's JSON shapes, over the same store.
+"""TensorBoard-compatible routes, with TensorBoard 2.x's JSON shapes, over the same data provider.
 
 Scripts written against TensorBoard's HTTP API keep working. Differences: every point is
 served (no sampling), unknown runs or tags are a JSON 404, and image bytes are looked up by
@@ -14,17 +14,17 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, request
 
-from kboard.api import image_bytes_impl, runs_impl, sniff_image_type
-from kboard.app import kboard
-from kboard.events import Kind
-from kboard.jsonutil import cleanse, float_list, json_error, json_response
-from kboard.store import NotFound, Store
+from kboard.jsonsafe import cleanse, float_list
+from kboard.provider import DataProvider, NotFound
+from kboard.server.context import provider, serving
+from kboard.server.responses import json_error, json_response
 from kboard.text import markdown_to_safe_html
+from kboard.tfevents.events import Kind
 
 bp = Blueprint("compat", __name__, url_prefix="/data")
 
 
-def tb_tags_impl(store: Store, kind: Kind) -> dict[str, dict[str, dict[str, Any]]]:
+def tb_tags(data: DataProvider, kind: Kind) -> dict[str, dict[str, dict[str, Any]]]:
     """``{run: {tag: {displayName, description}}}`` as TensorBoard's plugins answer."""
     return {
         run: {
@@ -34,48 +34,47 @@ def tb_tags_impl(store: Store, kind: Kind) -> dict[str, dict[str, dict[str, Any]
             }
             for tag, info in sorted(tags.items())
         }
-        for run, tags in store.tags(kind).items()
+        for run, tags in data.tags(kind).items()
     }
 
 
-def tb_scalars_impl(store: Store, run: str, tag: str) -> list[list[Any]]:
+def tb_scalars(data: DataProvider, run: str, tag: str) -> list[list[Any]]:
     """Every point as ``[wall_time, step, value]``."""
-    cols = store.scalars(run, tag)
+    cols = data.scalars(run, tag)
     return [
         list(point)
         for point in zip(float_list(cols.wall_times), cols.steps.tolist(), float_list(cols.values))
     ]
 
 
-def _lookup(kind: Kind) -> tuple[str, str, Store] | Response:
+def _lookup(kind: Kind) -> tuple[str, str, DataProvider] | Response:
     run, tag = request.args.get("run"), request.args.get("tag")
     if run is None or tag is None:
         return json_error("missing parameter: run and tag are required", 400)
-    store = kboard().store
+    data = provider()
     try:
         if kind is Kind.SCALARS:
-            store.scalars(run, tag)
+            data.scalars(run, tag)
         else:
-            store.samples(run, kind, tag)
+            data.samples(run, kind, tag)
     except NotFound:
         return json_error(f"no {kind.value} tag {tag!r} in run {run!r}", 404)
-    return run, tag, store
+    return run, tag, data
 
 
 @bp.get("/runs")
 def runs() -> Response:
-    state = kboard()
-    return json_response([r["name"] for r in runs_impl(state.store, state.logdir)["runs"]])
+    return json_response([r.name for r in provider().runs()])
 
 
 @bp.get("/environment")
 def environment() -> Response:
-    return json_response({"data_location": kboard().logdir, "window_title": ""})
+    return json_response({"data_location": serving().logdir, "window_title": ""})
 
 
 @bp.get("/plugin/scalars/tags")
 def scalar_tags() -> Response:
-    return json_response(tb_tags_impl(kboard().store, Kind.SCALARS))
+    return json_response(tb_tags(provider(), Kind.SCALARS))
 
 
 @bp.get("/plugin/scalars/scalars")
@@ -83,20 +82,20 @@ def scalars() -> Response:
     found = _lookup(Kind.SCALARS)
     if isinstance(found, Response):
         return found
-    run, tag, store = found
+    run, tag, data = found
     if request.args.get("format") == "csv":
-        cols = store.scalars(run, tag)
+        cols = data.scalars(run, tag)
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(["Wall time", "Step", "Value"])
         writer.writerows(zip(cols.wall_times.tolist(), cols.steps.tolist(), cols.values.tolist()))
         return Response(out.getvalue(), mimetype="text/csv")
-    return json_response(tb_scalars_impl(store, run, tag))
+    return json_response(tb_scalars(data, run, tag))
 
 
 @bp.get("/plugin/histograms/tags")
 def histogram_tags() -> Response:
-    return json_response(tb_tags_impl(kboard().store, Kind.HISTOGRAMS))
+    return json_response(tb_tags(provider(), Kind.HISTOGRAMS))
 
 
 @bp.get("/plugin/histograms/histograms")
@@ -104,18 +103,18 @@ def histograms() -> Response:
     found = _lookup(Kind.HISTOGRAMS)
     if isinstance(found, Response):
         return found
-    run, tag, store = found
-    samples = store.samples(run, Kind.HISTOGRAMS, tag)
+    run, tag, data = found
+    samples = data.samples(run, Kind.HISTOGRAMS, tag)
     return json_response(cleanse([[s.wall_time, s.step, s.value.tolist()] for s in samples]))
 
 
 @bp.get("/plugin/images/tags")
 def image_tags() -> Response:
-    store = kboard().store
-    result = tb_tags_impl(store, Kind.IMAGES)
+    data = provider()
+    result = tb_tags(data, Kind.IMAGES)
     for run, tags in result.items():
         for tag, entry in tags.items():
-            samples = store.samples(run, Kind.IMAGES, tag)
+            samples = data.samples(run, Kind.IMAGES, tag)
             entry["samples"] = max((len(s.value.samples) for s in samples), default=0)
     return json_response(result)
 
@@ -125,7 +124,7 @@ def images() -> Response:
     found = _lookup(Kind.IMAGES)
     if isinstance(found, Response):
         return found
-    run, tag, store = found
+    run, tag, data = found
     try:
         sample = int(request.args.get("sample", 0))
     except ValueError:
@@ -137,7 +136,7 @@ def images() -> Response:
                 "step": s.step,
                 "query": urlencode({"run": run, "tag": tag, "sample": sample, "step": s.step}),
             }
-            for s in store.samples(run, Kind.IMAGES, tag)
+            for s in data.samples(run, Kind.IMAGES, tag)
             if sample < len(s.value.samples)
         ]
     )
@@ -148,16 +147,16 @@ def individual_image() -> Response:
     found = _lookup(Kind.IMAGES)
     if isinstance(found, Response):
         return found
-    run, tag, store = found
+    run, tag, data = found
     try:
         sample = int(request.args.get("sample", 0))
         step = int(request.args["step"])
     except (KeyError, ValueError):
         return json_error("step and sample must be integers", 400)
     try:
-        data = image_bytes_impl(store, run, tag, step, sample)
+        blob = data.image_blob(run, tag, step, sample)
     except NotFound:
         return json_error(f"no image at step {step}, sample {sample}", 404)
-    response = Response(data, mimetype=sniff_image_type(data))
+    response = Response(blob.data, mimetype=blob.content_type)
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response

@@ -20,14 +20,12 @@ from tensorboard.compat.proto import (
     types_pb2,
 )
 
+from kboard.tfevents.plugins import HISTOGRAMS, IMAGES, SCALARS, TEXT
+
 FILE_VERSION = "brain.Event:2"
 WRITER_NAME = "kboard"  # recorded in the first event, as TensorFlow records its own
 DEFAULT_BUCKET_COUNT = 30
 
-SCALARS = "scalars"
-IMAGES = "images"
-HISTOGRAMS = "histograms"
-TEXT = "text"
 
 # The data class TensorBoard assigns to each plugin's values when it reads them.
 _DATA_CLASS = {

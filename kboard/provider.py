@@ -1,0 +1,329 @@
+"""The data provider: every question asked of the logs, answered in one place.
+
+The HTTP API, the TensorBoard-compatible routes, export, ``kboard.read_*`` and the CLI ask
+a :class:`DataProvider`; none of them touches the store. Below it sit the store (what was
+read) and the reader (how it got there); above it, nothing knows how data is kept, and the
+provider knows nothing of HTTP. Its questions, in TensorBoard's ``data/provider.py`` spirit:
+
+- **runs and status**: :meth:`~DataProvider.runs` (by start time), :meth:`~DataProvider.problems`,
+  :attr:`~DataProvider.generation` and :meth:`~DataProvider.wait_for_change` (live updates);
+- **tags**: :meth:`~DataProvider.tags` for one :class:`~kboard.tfevents.events.Kind`,
+  ``{run: {tag: TagInfo}}``;
+- **scalars**: every point (:meth:`~DataProvider.scalars`, :meth:`~DataProvider.iter_scalars`),
+  or a view of one tag across runs downsampled for a chart (:meth:`~DataProvider.scalar_view`);
+- **samples** of the other kinds: raw (:meth:`~DataProvider.samples`,
+  :meth:`~DataProvider.sample_counts`) or shaped for a tab (:meth:`~DataProvider.image_steps`,
+  :meth:`~DataProvider.histogram_view`, :meth:`~DataProvider.text_view`,
+  :meth:`~DataProvider.model_view`);
+- **blobs**: :meth:`~DataProvider.image_blob`, bytes with a content type from an allowlist.
+
+Views come back JSON-ready (plain dicts and lists, non-finite floats as TensorBoard's strings).
+An unknown run or tag raises :class:`NotFound`. A new source (another filesystem) plugs in
+below, as a reader that fills the store; a new kind (hyperparameters, run groups, restarts)
+is a new question here, and routes, export and the CLI get it by asking.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kboard.cache import RunCache
+from kboard.downsample import minmax_indices
+from kboard.histograms import BASIS_POINTS, DISPLAY_BINS, clean_buckets, percentiles, rebin
+from kboard.histograms import value_range as histogram_range
+from kboard.ingest import LogdirReader, parse_logdir_spec
+from kboard.jsonsafe import float_list
+from kboard.model import model_view as model_tree
+from kboard.store import NotFound, Problem, Sample, ScalarColumns, Store
+from kboard.text import text_to_html
+from kboard.tfevents.events import Kind, TagInfo
+
+__all__ = [
+    "Blob",
+    "DataProvider",
+    "NotFound",
+    "Problem",
+    "RunInfo",
+    "Sample",
+    "ScalarColumns",
+    "TagInfo",
+    "X_MODES",
+    "load_logdir",
+]
+
+DEFAULT_POINTS = 2000
+X_MODES = ("step", "relative", "wall_time")
+DEFAULT_TEXT_CHARS = 100_000
+
+IMAGE_TYPES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One run: its name and the wall time of its first event (None when unknown)."""
+
+    name: str
+    start_time: float | None
+
+
+@dataclass(frozen=True)
+class Blob:
+    """Stored bytes and the content type to serve them with."""
+
+    data: bytes
+    content_type: str
+
+
+def sniff_image_type(data: bytes) -> str:
+    """Return the content type of image bytes from an allowlist, else octet-stream."""
+    for magic, mime in IMAGE_TYPES:
+        if data.startswith(magic):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "application/octet-stream"
+
+
+def find_step(samples: tuple[Sample, ...], step: int) -> Sample | None:
+    """Return the sample at ``step`` (samples are sorted by step), or None."""
+    index = bisect.bisect_left([s.step for s in samples], step)
+    if index < len(samples) and samples[index].step == step:
+        return samples[index]
+    return None
+
+
+class DataProvider:
+    """Answers questions about the runs of one logdir (or several named ones)."""
+
+    def __init__(self, store: Store, logdir: str = "") -> None:
+        self._store = store
+        self.logdir = logdir
+
+    # -- runs and status ------------------------------------------------------------
+    @property
+    def generation(self) -> int:
+        """A counter that grows whenever the data changes."""
+        return self._store.generation
+
+    def wait_for_change(self, generation: int, timeout: float) -> int:
+        """Block until the generation passes ``generation`` or ``timeout`` elapses."""
+        return self._store.wait_for_change(generation, timeout)
+
+    def runs(self) -> list[RunInfo]:
+        """Every run, by start time (runs without one last), then name."""
+        runs = [RunInfo(name, self._store.start_time(name)) for name in self._store.runs()]
+        runs.sort(key=lambda r: (r.start_time is None, r.start_time or 0.0, r.name))
+        return runs
+
+    def problems(self) -> list[Problem]:
+        """What is wrong in the files read, as reported (never fatal)."""
+        return self._store.problems()
+
+    # -- tags and scalars -----------------------------------------------------------
+    def tags(self, kind: Kind) -> dict[str, dict[str, TagInfo]]:
+        """Return ``{run: {tag: TagInfo}}`` for one kind, runs sorted."""
+        return self._store.tags(kind)
+
+    def scalars(self, run: str, tag: str) -> ScalarColumns:
+        """Every point of one scalar series."""
+        return self._store.scalars(run, tag)
+
+    def iter_scalars(self) -> Iterator[tuple[str, str, ScalarColumns]]:
+        """Yield ``(run, tag, columns)`` for every scalar series, sorted."""
+        return self._store.iter_scalars()
+
+    def scalar_view(
+        self,
+        tag: str,
+        runs: list[str] | None = None,
+        *,
+        x_mode: str = "step",
+        xmin: float | None = None,
+        xmax: float | None = None,
+        points: int = DEFAULT_POINTS,
+    ) -> dict[str, Any]:
+        """One tag's series for several runs (all that have it when ``runs`` is None).
+
+        Each series is downsampled to about ``points`` points within ``[xmin, xmax]`` of the
+        chosen x axis (min and max per bucket, non-finite values kept). :class:`NotFound`
+        when no run has the tag.
+        """
+        if x_mode not in X_MODES:
+            raise ValueError(f"x must be one of {', '.join(X_MODES)}")
+        by_run = self._store.tags(Kind.SCALARS)
+        if not any(tag in tags for tags in by_run.values()):
+            raise NotFound(f"no scalar tag {tag!r}")
+        if runs is None:
+            runs = [run for run, tags in by_run.items() if tag in tags]
+        series = []
+        for run in runs:
+            try:
+                cols = self._store.scalars(run, tag)
+            except NotFound:
+                continue
+            series.append(self._downsampled(run, cols, x_mode, xmin, xmax, points))
+        return {"tag": tag, "series": series}
+
+    def _downsampled(
+        self,
+        run: str,
+        cols: ScalarColumns,
+        x_mode: str,
+        xmin: float | None,
+        xmax: float | None,
+        points: int,
+    ) -> dict[str, Any]:
+        if x_mode == "step":
+            x = cols.steps
+        elif x_mode == "wall_time":
+            x = cols.wall_times
+        else:
+            start = self._store.start_time(run)
+            x = cols.wall_times - (start if start is not None else 0.0)
+        # Wall times need not be sorted (clock changes): downsample by index then.
+        if x_mode != "step" and len(x) > 1 and np.any(np.diff(x) < 0):
+            idx = minmax_indices(np.arange(len(x), dtype=float), cols.values, None, None, points)
+            in_range = len(x)
+        else:
+            idx = minmax_indices(x, cols.values, xmin, xmax, points)
+            in_range = _count_in_range(x, xmin, xmax)
+        return {
+            "run": run,
+            "total": len(cols),
+            "count": len(idx),
+            "downsampled": len(idx) < in_range,
+            "steps": cols.steps[idx].tolist(),
+            "wall_times": float_list(cols.wall_times[idx]),
+            "values": float_list(cols.values[idx]),
+        }
+
+    # -- samples of the other kinds ---------------------------------------------------
+    def samples(self, run: str, kind: Kind, tag: str) -> tuple[Sample, ...]:
+        """The kept values of one non-scalar series, by step."""
+        return self._store.samples(run, kind, tag)
+
+    def sample_counts(self, run: str, kind: Kind, tag: str) -> tuple[int, int]:
+        """``(kept, seen)`` for a non-scalar series."""
+        return self._store.sample_counts(run, kind, tag)
+
+    def image_steps(self, run: str, tag: str) -> dict[str, Any]:
+        """The kept steps of an image tag with their sizes and sample counts."""
+        samples = self._store.samples(run, Kind.IMAGES, tag)
+        kept, seen = self._store.sample_counts(run, Kind.IMAGES, tag)
+        return {
+            "run": run,
+            "tag": tag,
+            "kept": kept,
+            "seen": seen,
+            "steps": [
+                {
+                    "step": s.step,
+                    "wall_time": s.wall_time,
+                    "width": s.value.width,
+                    "height": s.value.height,
+                    "samples": len(s.value.samples),
+                }
+                for s in samples
+            ],
+        }
+
+    def image_blob(self, run: str, tag: str, step: int, sample: int = 0) -> Blob:
+        """The bytes of one image, never decoded here, with a sniffed content type."""
+        item = find_step(self._store.samples(run, Kind.IMAGES, tag), step)
+        if item is None or not 0 <= sample < len(item.value.samples):
+            raise NotFound(f"no image at step {step}, sample {sample}")
+        data = item.value.samples[sample]
+        return Blob(data, sniff_image_type(data))
+
+    def histogram_view(self, run: str, tag: str, bins: int = DISPLAY_BINS) -> dict[str, Any]:
+        """Histograms re-binned to one common range, and distribution percentiles per step."""
+        samples = self._store.samples(run, Kind.HISTOGRAMS, tag)
+        cleaned = [clean_buckets(s.value) for s in samples]
+        bounds = histogram_range(cleaned)
+        low, high = bounds if bounds else (0.0, 0.0)
+        if high > low:
+            edges = np.linspace(low, high, bins + 1).tolist()
+        else:
+            edges = [low - 0.5, high + 0.5] if bounds else []
+        counts = [float_list(rebin(h, low, high, bins)) if bounds else [] for h in cleaned]
+        return {
+            "run": run,
+            "tag": tag,
+            "min": low if bounds else None,
+            "max": high if bounds else None,
+            "edges": edges,
+            "steps": [s.step for s in samples],
+            "wall_times": [s.wall_time for s in samples],
+            "counts": counts,
+            "totals": [float(h[:, 2].sum()) for h in cleaned],
+            "empty": [len(h) == 0 for h in cleaned],
+            "basis_points": list(BASIS_POINTS),
+            "percentiles": [float_list(np.array(percentiles(h))) for h in cleaned],
+        }
+
+    def text_view(
+        self, run: str, tag: str, *, step: int | None = None, max_chars: int = DEFAULT_TEXT_CHARS
+    ) -> dict[str, Any]:
+        """Text entries as sanitised HTML, newest last; one step in full when ``step`` is given."""
+        samples = self._store.samples(run, Kind.TEXT, tag)
+        if step is not None:
+            item = find_step(samples, step)
+            if item is None:
+                raise NotFound(f"no text at step {step}")
+            samples = (item,)
+        entries = []
+        for s in samples:
+            html, truncated = text_to_html(s.value, max_chars)
+            entries.append(
+                {"step": s.step, "wall_time": s.wall_time, "html": html, "truncated": truncated}
+            )
+        return {"run": run, "tag": tag, "entries": entries}
+
+    def model_view(self, run: str, tag: str) -> dict[str, Any]:
+        """The newest model summary of a run and tag, as a layer tree."""
+        samples = self._store.samples(run, Kind.MODEL, tag)
+        if not samples:
+            raise NotFound(f"no model summary under tag {tag!r}")
+        latest = samples[-1]
+        try:
+            view = model_tree(latest.value)
+        except ValueError as exc:
+            view = {"error": str(exc)}
+        return {"run": run, "tag": tag, "step": latest.step, "model": view}
+
+
+def load_logdir(logdir: str, *, cache: RunCache | None = None) -> DataProvider:
+    """Read a logdir once and answer questions about it.
+
+    ``ValueError`` for a bad ``name:path,...`` spec; ``FileNotFoundError`` when a logdir
+    does not exist.
+    """
+    reader = LogdirReader(parse_logdir_spec(logdir), cache=cache)
+    missing = reader.missing_roots()
+    if missing:
+        raise FileNotFoundError(f"logdir not found: {', '.join(missing)}")
+    reader.reload()
+    return DataProvider(reader.store, logdir)
+
+
+def problem_file(problem: Problem) -> str:
+    """The file name a problem is about, without the directories above it."""
+    return os.path.basename(problem.path)
+
+
+def _count_in_range(x: np.ndarray, xmin: float | None, xmax: float | None) -> int:
+    lo = 0 if xmin is None else int(np.searchsorted(x, xmin, side="left"))
+    hi = len(x) if xmax is None else int(np.searchsorted(x, xmax, side="right"))
+    return max(hi - lo, 0)

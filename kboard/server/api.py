@@ -1,0 +1,239 @@
+"""kboard's own JSON API for the page: thin handlers over the data provider."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, request, stream_with_context
+
+from kboard.export import FORMATS, Selection, csv_chunks, json_chunks
+from kboard.histograms import DISPLAY_BINS
+from kboard.provider import DEFAULT_POINTS, X_MODES, DataProvider, NotFound
+from kboard.server.context import provider, serving
+from kboard.server.responses import json_error, json_response
+from kboard.tfevents.events import Kind
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+MAX_POINTS = 100_000
+STREAM_KEEPALIVE_SECONDS = 15.0
+# Text is rendered per request; these bound the work (markdown takes up to ~15 µs a character).
+PREVIEW_TEXT_CHARS = 20_000
+FULL_TEXT_CHARS = 200_000
+
+
+def runs_listing(data: DataProvider) -> dict[str, Any]:
+    """The runs (by start time, then name) and the problems found, for ``/api/runs``."""
+    generation = data.generation
+    return {
+        "generation": generation,
+        "logdir": data.logdir,
+        "runs": [{"name": r.name, "start_time": r.start_time} for r in data.runs()],
+        "problems": [
+            {"run": p.run, "file": os.path.basename(p.path), "kind": p.kind, "message": p.message}
+            for p in data.problems()
+        ],
+    }
+
+
+def tags_listing(data: DataProvider, kind: Kind) -> dict[str, Any]:
+    """Every run's tags of one kind, with display name and description."""
+    return {
+        "generation": data.generation,
+        "tags": {
+            run: {
+                tag: {"displayName": info.display_name, "description": info.description}
+                for tag, info in sorted(tags.items())
+            }
+            for run, tags in data.tags(kind).items()
+        },
+    }
+
+
+# -- HTTP handlers --------------------------------------------------------------------
+@bp.get("/runs")
+def runs() -> Response:
+    return json_response(runs_listing(provider()))
+
+
+@bp.get("/tags/<kind>")
+def tags(kind: str) -> Response:
+    try:
+        which = Kind(kind)
+    except ValueError:
+        return json_error(f"unknown kind {kind!r}", 404)
+    return json_response(tags_listing(provider(), which))
+
+
+@bp.get("/scalars")
+def scalars() -> Response:
+    tag = request.args.get("tag")
+    if not tag:
+        return json_error("missing parameter: tag", 400)
+    runs_arg = request.args.getlist("run")
+    x_mode = request.args.get("x", "step")
+    if x_mode not in X_MODES:
+        return json_error(f"x must be one of {', '.join(X_MODES)}", 400)
+    try:
+        points = int(request.args.get("points", DEFAULT_POINTS))
+        xmin = _optional_float(request.args.get("xmin"))
+        xmax = _optional_float(request.args.get("xmax"))
+    except ValueError:
+        return json_error("points, xmin and xmax must be numbers", 400)
+    if not 2 <= points <= MAX_POINTS:
+        return json_error(f"points must be between 2 and {MAX_POINTS}", 400)
+    view = provider().scalar_view(
+        tag, runs_arg or None, x_mode=x_mode, xmin=xmin, xmax=xmax, points=points
+    )
+    return json_response(view)
+
+
+@bp.get("/stream")
+def stream() -> Response:
+    """Server-Sent Events: the data's generation, now and whenever it changes."""
+    data = provider()
+
+    def events() -> Iterator[str]:
+        generation = data.generation
+        yield "retry: 1000\n"
+        yield _sse("generation", {"generation": generation})
+        while True:
+            latest = data.wait_for_change(generation, STREAM_KEEPALIVE_SECONDS)
+            if latest == generation:
+                yield ": keepalive\n\n"
+                continue
+            generation = latest
+            yield _sse("generation", {"generation": generation})
+
+    response = Response(stream_with_context(events()), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
+
+
+def _run_tag() -> tuple[str, str]:
+    run, tag = request.args.get("run"), request.args.get("tag")
+    if run is None or tag is None:
+        raise _BadRequest("missing parameter: run and tag are required")
+    return run, tag
+
+
+def _int_arg(name: str, default: int | None = None) -> int | None:
+    text = request.args.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise _BadRequest(f"{name} must be an integer") from None
+
+
+class _BadRequest(Exception):
+    pass
+
+
+@bp.errorhandler(_BadRequest)
+def _bad_request(exc: _BadRequest) -> Response:
+    return json_error(str(exc), 400)
+
+
+@bp.errorhandler(NotFound)
+def _not_found(exc: NotFound) -> Response:
+    return json_error(str(exc), 404)
+
+
+def export_filename(logdir: str, sel: Selection, fmt: str) -> str:
+    """A download name like ``kboard-logs-scalars.csv`` (safe characters only)."""
+    base = os.path.basename(os.path.normpath(logdir.split(",")[0].split(":")[-1])) or "logs"
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base)[:60]
+    return f"kboard-{base}-{sel.kind}.{fmt}"
+
+
+@bp.get("/export")
+def export() -> Response:
+    """Stream an export: the same bytes as ``kboard export`` for the same selection."""
+    fmt = request.args.get("format", "csv")
+    layout = request.args.get("layout", "long")
+    if fmt not in FORMATS:
+        raise _BadRequest(f"format must be one of {', '.join(FORMATS)}")
+    try:
+        sel = Selection(
+            request.args.get("runs") or None,
+            request.args.get("tags") or None,
+            request.args.get("kind", "scalars"),
+        )
+        chunks = (json_chunks if fmt == "json" else csv_chunks)(provider(), sel, layout)
+        first = next(chunks)  # validates the layout before the response starts
+    except ValueError as exc:
+        raise _BadRequest(str(exc)) from None
+
+    def body() -> Iterator[bytes]:
+        yield first.encode()
+        for chunk in chunks:
+            yield chunk.encode()
+
+    mimetype = "application/json" if fmt == "json" else "text/csv"
+    response = Response(stream_with_context(body()), mimetype=mimetype)
+    name = export_filename(serving().logdir, sel, fmt)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@bp.get("/images")
+def images() -> Response:
+    run, tag = _run_tag()
+    return json_response(provider().image_steps(run, tag))
+
+
+@bp.get("/image")
+def image() -> Response:
+    run, tag = _run_tag()
+    step, sample = _int_arg("step"), _int_arg("sample", 0)
+    if step is None:
+        raise _BadRequest("missing parameter: step")
+    blob = provider().image_blob(run, tag, step, sample or 0)
+    response = Response(blob.data, mimetype=blob.content_type)
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@bp.get("/histograms")
+def histograms() -> Response:
+    run, tag = _run_tag()
+    bins = _int_arg("bins", DISPLAY_BINS) or DISPLAY_BINS
+    if not 1 <= bins <= 500:
+        raise _BadRequest("bins must be between 1 and 500")
+    return json_response(provider().histogram_view(run, tag, bins))
+
+
+@bp.get("/text")
+def text() -> Response:
+    run, tag = _run_tag()
+    step = _int_arg("step")
+    full = request.args.get("full") == "1"
+    max_chars = FULL_TEXT_CHARS if full else PREVIEW_TEXT_CHARS
+    return json_response(provider().text_view(run, tag, step=step, max_chars=max_chars))
+
+
+@bp.get("/model")
+def model() -> Response:
+    run, tag = _run_tag()
+    return json_response(provider().model_view(run, tag))
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def _optional_float(text: str | None) -> float | None:
+    if text is None or text == "":
+        return None
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
