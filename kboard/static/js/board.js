@@ -1,29 +1,55 @@
-// Boards: the layout of the tabs that show one card per run and tag (IMAGES, HISTOGRAMS,
-// DISTRIBUTIONS, TEXT, MODEL). A board lists the tags of one summary kind for the selected
-// runs, filtered by the tag filter, in collapsible groups by tag prefix; cards fetch only
-// when on (or near) the screen, and again after a live update.
+// Boards: the layout of every tab. A board lists the tags of one summary kind for the
+// selected runs, filtered by the tag filter, in collapsible groups by tag prefix, as one card
+// per run and tag (IMAGES, HISTOGRAMS, DISTRIBUTIONS, TEXT, MODEL) or, with byTag, one card
+// per tag over all the selected runs that have it (SCALARS). Cards fetch only when on (or
+// near) the screen, and again after a live update.
 //
-// createBoard({kind, closedKey, emptyTitle, emptyLines, gridClass, makeCard}) returns the
-// hooks for registerTab (init, show, hide, onData, onState) and redraw(). kind picks
-// /api/tags/<kind>; closedKey is a list state key for the collapsed groups.
+// createBoard({kind, closedKey, emptyTitle, emptyLines, gridClass, makeCard, ...}) returns
+// the hooks for registerTab (init, show, hide, onData, onState) and a few for the tab itself
+// (redraw, refetch, reload, cards, runsWithTag); registerBoard(id, board, ...) makes it a tab.
+// kind picks /api/tags/<kind>; closedKey is a list state key for the collapsed groups.
 // makeCard(run, tag, info) returns {root, watch?, load(), redraw?(), destroy?(),
 // setInfo?(info)}: root goes into the grid, watch (default root) is observed for visibility
-// and marked while loading; load() fetches and draws, handling its own errors.
+// and marked while loading; load() fetches and draws, handling its own errors. With byTag,
+// run is null and the card asks runsWithTag(tag) for its runs when it loads.
+//
+// Options for a board that says more than the others (all optional):
+//   byTag                one card per tag (see above); a change of runs refetches every card
+//   keepCards            a card whose tag leaves the page is kept (its zoom, its data) for
+//                        when the tag comes back, instead of destroyed
+//   toolbar              more nodes for the toolbar, before "Expand all"
+//   noRunsLines(logdir)  the empty state's lines when the logdir has no runs
+//   tagsLabel            "None of the 5 <tagsLabel> matches" (default "tags here")
+//   summary(counts)      the toolbar's text from {tags, allTags, groups, runs, selected}
+//   onRender(selected)   called after cards are laid out for these selected runs
 
-import { app } from './app.js';
+import { app, registerTab } from './app.js';
 import { coalesce, el, fetchJSON, makeMatcher, plural, runColor } from './util.js';
 
 const BOARD_PARALLEL = 4; // the browser allows 6 connections per host; one is the stream
+
+function defaultSummary({ tags, allTags, runs }) {
+  return (
+    `${plural(tags, 'tag')} · ${plural(runs, 'run')}` +
+    (tags < allTags ? ` (of ${allTags} tags)` : '')
+  );
+}
 
 function boardGroup(tag) {
   const i = tag.indexOf('/');
   return i > 0 ? tag.slice(0, i) : tag;
 }
 
-/** A card header: the tag (display name, description as tooltip) and the run in its colour. */
-export function cardHeader(run, tag, info, ...extra) {
+/** A card's title: the tag's display name, with the tag and its description as tooltip. */
+export function cardTitle(tag, info) {
   const title = el('h3', { class: 'kb-card-title', text: (info && info.displayName) || tag });
   title.title = info && info.description ? `${tag}\n\n${info.description}` : tag;
+  return title;
+}
+
+/** A card header: the tag (see cardTitle) and the run in its colour. */
+export function cardHeader(run, tag, info, ...extra) {
+  const title = cardTitle(tag, info);
   const swatch = el('span', { class: 'kb-swatch', 'aria-hidden': 'true' });
   swatch.style.background = runColor(run);
   const runLabel = el(
@@ -60,11 +86,12 @@ export function refreshHeader(card, info) {
   card.head = head;
 }
 
-/** A board of run-and-tag cards for a tab (see above). */
+/** A board of cards for a tab (see above). */
 export function createBoard(options) {
-  const { kind, closedKey, emptyTitle, emptyLines, makeCard } = options;
+  const { kind, closedKey, emptyTitle, emptyLines, makeCard, byTag } = options;
+  const summary = options.summary || defaultSummary;
   const dom = {};
-  const entries = new Map(); // run \0 tag -> {card, run, tag, inView, stale, queued, loading}
+  const entries = new Map(); // run \0 tag (tag, byTag) -> {card, run, tag, inView, stale, ...}
   const byWatch = new WeakMap(); // observed element -> entry
   const groups = new Map(); // group name -> {root, grid, button, count}
   const queue = [];
@@ -146,11 +173,17 @@ export function createBoard(options) {
 
   function removeEntry(key) {
     const entry = entries.get(key);
-    entries.delete(key);
-    const watch = entry.card.watch || entry.card.root;
-    observer.unobserve(watch);
+    observer.unobserve(entry.card.watch || entry.card.root);
     entry.card.root.remove();
+    entry.inView = false;
+    if (options.keepCards) return;
+    entries.delete(key);
     if (entry.card.destroy) entry.card.destroy();
+  }
+
+  /** The selected runs that have this tag. */
+  function runsWithTag(tag) {
+    return app.selectedRuns().filter((run) => tagsByRun[run] && tagsByRun[run][tag]);
   }
 
   function render() {
@@ -160,7 +193,10 @@ export function createBoard(options) {
       return;
     }
     if (!app.runs.length) {
-      showEmpty('No runs yet', `No event files under ${app.logdir} yet.`, ...emptyLines);
+      const lines = options.noRunsLines
+        ? options.noRunsLines(app.logdir)
+        : [`No event files under ${app.logdir} yet.`, ...emptyLines];
+      showEmpty('No runs yet', ...lines);
       return;
     }
     const selected = app.selectedRuns();
@@ -179,25 +215,27 @@ export function createBoard(options) {
       }
       return;
     }
-    const pairs = []; // [group, tag, run, info]
+    const pairs = []; // [group, tag, run (null with byTag), info]
     const matcher = makeMatcher(app.state.tags);
-    let total = 0;
     const allTags = new Set();
     for (const run of selected) {
       for (const [tag, info] of Object.entries(tagsByRun[run] || {})) {
-        total += 1;
+        const seen = allTags.has(tag); // byTag: a card takes the first run's info
         allTags.add(tag);
-        if (matcher.test(tag)) pairs.push([boardGroup(tag), tag, run, info]);
+        if (matcher.test(tag) && !(byTag && seen)) {
+          pairs.push([boardGroup(tag), tag, byTag ? null : run, info]);
+        }
       }
     }
-    if (!total) {
+    if (!allTags.size) {
       showEmpty(emptyTitle, ...emptyLines);
       return;
     }
     if (!pairs.length) {
       showEmpty(
         'No tags match the tag filter',
-        `None of the ${allTags.size} tags here matches “${app.state.tags}”.`,
+        `None of the ${allTags.size} ${options.tagsLabel || 'tags here'} matches ` +
+          `“${app.state.tags}”.`,
       );
       return;
     }
@@ -206,7 +244,8 @@ export function createBoard(options) {
     dom.toolbar.hidden = false;
     const cmp = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
     pairs.sort((a, b) => cmp(a[0], b[0]) || cmp(a[1], b[1]) || cmp(a[2], b[2]));
-    const wanted = new Set(pairs.map(([, tag, run]) => `${run}\0${tag}`));
+    const keyOf = (run, tag) => (byTag ? tag : `${run}\0${tag}`);
+    const wanted = new Set(pairs.map(([, tag, run]) => keyOf(run, tag)));
     for (const key of [...entries.keys()]) if (!wanted.has(key)) removeEntry(key);
     const byGroup = new Map();
     for (const pair of pairs) {
@@ -234,7 +273,7 @@ export function createBoard(options) {
       let previous = null;
       for (const [, tag, run, info] of groupPairs) {
         shownTags.add(tag);
-        const key = `${run}\0${tag}`;
+        const key = keyOf(run, tag);
         const infoKey = JSON.stringify(info);
         let entry = entries.get(key);
         if (!entry) {
@@ -242,7 +281,7 @@ export function createBoard(options) {
           entry = { key, card, run, tag, infoKey, inView: false, stale: true, queued: false };
           entries.set(key, entry);
           byWatch.set(card.watch || card.root, entry);
-          card.root.dataset.run = run;
+          if (!byTag) card.root.dataset.run = run;
           card.root.dataset.tag = tag;
         } else if (entry.infoKey !== infoKey && entry.card.setInfo) {
           entry.infoKey = infoKey; // a new display name or description
@@ -255,9 +294,14 @@ export function createBoard(options) {
         observer.observe(entry.card.watch || entry.card.root);
       }
     }
-    dom.summary.textContent =
-      `${plural(shownTags.size, 'tag')} · ${plural(new Set(pairs.map((p) => p[2])).size, 'run')}` +
-      (shownTags.size < allTags.size ? ` (of ${allTags.size} tags)` : '');
+    dom.summary.textContent = summary({
+      tags: shownTags.size,
+      allTags: allTags.size,
+      groups: byGroup.size,
+      runs: new Set(pairs.map((p) => p[2])).size,
+      selected: selected.length,
+    });
+    if (options.onRender) options.onRender(selected);
   }
 
   function markAllStale() {
@@ -279,6 +323,17 @@ export function createBoard(options) {
         if (entry.loaded && entry.card.redraw) entry.card.redraw();
       }
     },
+    /** Fetch every card again (now if on screen, else once it is). */
+    refetch: markAllStale,
+    /** Fetch this card again. */
+    reload(card) {
+      schedule(byWatch.get(card.watch || card.root));
+    },
+    /** Every card the board holds. */
+    cards() {
+      return [...entries.values()].map((entry) => entry.card);
+    },
+    runsWithTag,
     init(context) {
       dom.summary = el('span', { class: 'kb-muted' });
       const expandAll = el('button', { type: 'button', text: 'Expand all' });
@@ -291,7 +346,13 @@ export function createBoard(options) {
         'div',
         { class: 'kb-toolbar' },
         dom.summary,
-        el('span', { class: 'kb-toolbar-buttons' }, expandAll, collapseAll),
+        el(
+          'span',
+          { class: 'kb-toolbar-buttons' },
+          ...(options.toolbar || []),
+          expandAll,
+          collapseAll,
+        ),
       );
       dom.toolbar.hidden = true;
       dom.empty = el('div', { class: 'kb-empty' });
@@ -321,7 +382,34 @@ export function createBoard(options) {
       return refresh();
     },
     onState(keys) {
-      if (keys.has('runs') || keys.has('off') || keys.has('tags') || keys.has(closedKey)) render();
+      const runs = keys.has('runs') || keys.has('off');
+      if (runs || keys.has('tags') || keys.has(closedKey)) render();
+      if (runs && byTag) markAllStale(); // a card shows every selected run with its tag
     },
   };
+}
+
+/**
+ * Register a board as the tab ``id``. init(context) runs before the board's; bindSettings()
+ * binds the tab's sidebar inputs once and returns a sync() called on every state change;
+ * onState(keys) runs after the board's.
+ */
+export function registerBoard(id, board, { init, bindSettings, onState } = {}) {
+  let syncSettings = () => {};
+  registerTab({
+    id,
+    init(context) {
+      if (init) init(context);
+      board.init(context);
+      if (bindSettings) syncSettings = bindSettings();
+    },
+    show: board.show,
+    hide: board.hide,
+    onData: board.onData,
+    onState(keys) {
+      syncSettings();
+      board.onState(keys);
+      if (onState) onState(keys);
+    },
+  });
 }

@@ -5,16 +5,16 @@
 // percent). They become nested bands, min–max lightest, then ±1.5σ, ±1σ, ±0.5σ, and the
 // median as a line. Steps without values ("NaN" percentiles) leave a gap.
 
-import { defineState, registerTab, spec } from './app.js';
-import { createBoard } from './board.js';
+import { defineState, spec } from './app.js';
+import { createBoard, registerBoard } from './board.js';
 import {
   axisStyle,
   axisTitle,
   baseLayout,
-  histogramHowTo,
   HistogramCard,
+  histogramHowTo,
   withAlpha,
-} from './histograms.js';
+} from './charts.js';
 import { formatNumber } from './util.js';
 
 defineState('dclosed', spec.list()); // collapsed tag groups
@@ -102,11 +102,4 @@ const board = createBoard({
   makeCard: (run, tag, info) => new HistogramCard(run, tag, info, distributionFigure),
 });
 
-registerTab({
-  id: 'distributions',
-  init: board.init,
-  show: board.show,
-  hide: board.hide,
-  onData: board.onData,
-  onState: board.onState,
-});
+registerBoard('distributions', board);

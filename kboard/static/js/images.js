@@ -5,8 +5,8 @@
 // contrast are CSS filters set once on the panel; small images are scaled up without
 // smoothing so their pixels stay crisp. A slider at the newest step follows new steps.
 
-import { app, defineState, registerTab, spec } from './app.js';
-import { createBoard, frameCard, refreshHeader } from './board.js';
+import { app, defineState, spec } from './app.js';
+import { createBoard, frameCard, refreshHeader, registerBoard } from './board.js';
 import { codeBlock, el, fetchJSON } from './util.js';
 
 defineState('bright', spec.number(1, 0, 3));
@@ -225,20 +225,9 @@ const board = createBoard({
   makeCard: (run, tag, info) => new ImageSet(run, tag, info),
 });
 
-let syncSettings = () => {};
-
-registerTab({
-  id: 'images',
+registerBoard('images', board, {
   init(context) {
     panel = context.panel;
-    board.init(context);
-    syncSettings = bindSettings();
   },
-  show: board.show,
-  hide: board.hide,
-  onData: board.onData,
-  onState(keys) {
-    syncSettings();
-    board.onState(keys);
-  },
+  bindSettings,
 });

@@ -4,8 +4,8 @@
 // and kboard's callback summary (counts and output shapes). Nested models are rows that fold
 // and unfold their layers; the plain `model.summary()` text, when stored, is one click away.
 
-import { defineState, registerTab, spec } from './app.js';
-import { createBoard, frameCard, refreshHeader } from './board.js';
+import { defineState, spec } from './app.js';
+import { createBoard, frameCard, refreshHeader, registerBoard } from './board.js';
 import { codeBlock, el, fetchJSON } from './util.js';
 
 defineState('mclosed', spec.list()); // collapsed tag groups
@@ -270,11 +270,4 @@ const board = createBoard({
   makeCard: (run, tag, info) => new ModelCard(run, tag, info),
 });
 
-registerTab({
-  id: 'model',
-  init: board.init,
-  show: board.show,
-  hide: board.hide,
-  onData: board.onData,
-  onState: board.onState,
-});
+registerBoard('model', board);

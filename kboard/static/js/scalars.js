@@ -1,22 +1,23 @@
 // The SCALARS tab: one chart per tag, grouped by tag prefix, selected runs overlaid.
 //
-// Charts fetch only when they are on (or near) the screen. A zoom fetches that x range at
-// full resolution; live updates replace the data with Plotly.react under a fixed uirevision,
-// so zoom survives. Everything user-controlled that reaches Plotly goes through
-// escapePlotly / escapeTemplate: Plotly renders a subset of HTML in names and templates.
+// A board of one card per tag (board.js, byTag): charts fetch only when they are on (or
+// near) the screen. A zoom fetches that x range at full resolution; live updates replace the
+// data with Plotly.react under a fixed uirevision, so zoom survives. Everything
+// user-controlled that reaches Plotly goes through escapePlotly / escapeTemplate: Plotly
+// renders a subset of HTML in names and templates.
 
-import { app, defineState, registerTab, spec } from './app.js';
+import { app, defineState, spec } from './app.js';
+import { cardTitle, createBoard, registerBoard } from './board.js';
+import { axisStyle, axisTitle, baseLayout, NO_PLOTLY, PLOT_CONFIG } from './charts.js';
 import {
-  coalesce,
+  codeBlock,
   el,
   escapePlotly,
   escapeRegex,
   escapeTemplate,
-  FONT,
   fetchJSON,
   formatNumber,
   makeMatcher,
-  PLOT_CONFIG,
   plural,
   runColor,
 } from './util.js';
@@ -28,7 +29,6 @@ defineState('outliers', spec.bool(true));
 defineState('closed', spec.list()); // collapsed tag groups
 
 const ZOOMED_POINTS = 5000;
-const MAX_PARALLEL = 4; // the browser allows 6 connections per host; one is the event stream
 const NONFINITE_Y = { NaN: 0.97, Infinity: 0.97, '-Infinity': 0.03 };
 const NONFINITE_SYMBOL = { NaN: 'x', Infinity: 'triangle-up', '-Infinity': 'triangle-down' };
 
@@ -54,12 +54,6 @@ export function smooth(values, weight) {
     out[i] = last / debias;
   }
   return out;
-}
-
-/** The group of a tag: the text before its first '/', or the tag itself. */
-export function tagGroup(tag) {
-  const i = tag.indexOf('/');
-  return i > 0 ? tag.slice(0, i) : tag;
 }
 
 /** y range from the 5th to the 95th percentile of finite values (log10 units on log axes). */
@@ -127,23 +121,10 @@ function pickUnit(spanSeconds) {
 
 // ---------------------------------------------------------------------------------------
 
-let ctx = null;
-let tagsByRun = {}; // {run: {tag: {displayName, description}}}
-let tagsLoaded = false;
-let active = false;
-let observer = null;
-const cards = new Map(); // tag -> Card
-const cardOf = new WeakMap(); // card root element -> Card
-const groups = new Map(); // group name -> {root, grid, button, count}
-const dom = {};
-
-class Card {
-  constructor(tag) {
+/** The chart of one tag: every selected run that has it. */
+class ScalarCard {
+  constructor(tag, info) {
     this.tag = tag;
-    this.inView = false;
-    this.stale = true; // data must be (re)fetched before it is drawn again
-    this.queued = false;
-    this.loading = false;
     this.seq = 0; // fetch sequence: responses to older fetches are dropped
     this.series = null;
     this.zoom = null; // [xmin, xmax] in the API's x units, while the user is zoomed in
@@ -153,7 +134,7 @@ class Card {
     this.relUnit = RELATIVE_UNITS[0];
     this.xRevision = 0;
 
-    this.title = el('h3', { class: 'kb-card-title', text: tag });
+    this.title = cardTitle(tag, info);
     this.expand = el('button', {
       type: 'button',
       class: 'kb-icon-button',
@@ -185,16 +166,13 @@ class Card {
       this.plot,
       this.note,
     );
-    this.root.dataset.tag = tag;
     this.root.dataset.state = 'empty';
-    cardOf.set(this.root, this);
   }
 
   setInfo(info) {
-    const name = (info && info.displayName) || this.tag;
-    this.title.textContent = name;
-    const tip = info && info.description ? `${this.tag}\n\n${info.description}` : this.tag;
-    this.title.title = tip;
+    const title = cardTitle(this.tag, info);
+    this.title.replaceWith(title);
+    this.title = title;
   }
 
   setExportRuns(runs) {
@@ -214,85 +192,50 @@ class Card {
     this.expand.title = wide ? 'Shrink' : 'Enlarge';
     if (this.plotted) window.Plotly.Plots.resize(this.plot);
   }
-}
 
-// ---------------------------------------------------------------------------------------
-// Fetching
-
-const queue = [];
-let running = 0;
-
-function schedule(card) {
-  if (card.queued || card.loading) {
-    card.stale = true;
-    return;
-  }
-  card.queued = true;
-  queue.push(card);
-  pump();
-}
-
-function pump() {
-  while (running < MAX_PARALLEL && queue.length) {
-    const card = queue.shift();
-    card.queued = false;
-    if (!card.inView || !card.root.isConnected || !active) continue;
-    running += 1;
-    load(card).finally(() => {
-      running -= 1;
-      if (card.stale && card.inView && active) schedule(card);
-      pump();
-    });
-  }
-}
-
-function runsWithTag(tag) {
-  return app.selectedRuns().filter((run) => tagsByRun[run] && tagsByRun[run][tag]);
-}
-
-async function load(card) {
-  card.stale = false;
-  card.loading = true;
-  const seq = ++card.seq;
-  const runs = runsWithTag(card.tag);
-  card.setExportRuns(runs);
-  const zoom = card.zoom;
-  // Only a chart with nothing drawn yet says so; live refreshes show the header's spinner.
-  if (!card.plotted) card.root.dataset.loading = 'true';
-  try {
-    let series = [];
-    if (runs.length) {
-      const width = card.plot.clientWidth || 500;
-      const params = new URLSearchParams({ tag: card.tag });
-      for (const run of runs) params.append('run', run);
-      // Two points (a bucket's min and max) per pixel for one run, fewer per run when many
-      // overlap (keeps a 50-run chart light); more once zoomed, where the server sends
-      // every point of a range that fits.
-      const perRun = (width * 2) / Math.sqrt(Math.max(1, runs.length));
-      const budget = Math.max(300, Math.min(4000, Math.round(perRun)));
-      params.set('points', String(zoom ? Math.max(budget, ZOOMED_POINTS) : budget));
-      params.set('x', app.state.x);
-      if (zoom) {
-        // A margin either side, so a small pan still has data under it.
-        const margin = (zoom[1] - zoom[0]) * 0.1;
-        params.set('xmin', String(zoom[0] - margin));
-        params.set('xmax', String(zoom[1] + margin));
+  /** Fetch the series of the selected runs with this tag (the zoomed range, if zoomed). */
+  async load() {
+    const seq = ++this.seq;
+    const runs = board.runsWithTag(this.tag);
+    this.setExportRuns(runs);
+    const zoom = this.zoom;
+    try {
+      let series = [];
+      if (runs.length) {
+        const width = this.plot.clientWidth || 500;
+        const params = new URLSearchParams({ tag: this.tag });
+        for (const run of runs) params.append('run', run);
+        // Two points (a bucket's min and max) per pixel for one run, fewer per run when many
+        // overlap (keeps a 50-run chart light); more once zoomed, where the server sends
+        // every point of a range that fits.
+        const perRun = (width * 2) / Math.sqrt(Math.max(1, runs.length));
+        const budget = Math.max(300, Math.min(4000, Math.round(perRun)));
+        params.set('points', String(zoom ? Math.max(budget, ZOOMED_POINTS) : budget));
+        params.set('x', app.state.x);
+        if (zoom) {
+          // A margin either side, so a small pan still has data under it.
+          const margin = (zoom[1] - zoom[0]) * 0.1;
+          params.set('xmin', String(zoom[0] - margin));
+          params.set('xmax', String(zoom[1] + margin));
+        }
+        const data = await fetchJSON(`api/scalars?${params}`);
+        series = data.series;
       }
-      const data = await fetchJSON(`api/scalars?${params}`);
-      series = data.series;
+      if (seq !== this.seq) return;
+      this.series = series;
+      this.fetchedZoom = zoom;
+      this.error = null;
+    } catch (err) {
+      if (seq !== this.seq) return;
+      this.error = err;
     }
-    if (seq !== card.seq) return;
-    card.series = series;
-    card.fetchedZoom = zoom;
-    card.error = null;
-  } catch (err) {
-    if (seq !== card.seq) return;
-    card.error = err;
-  } finally {
-    card.loading = false;
-    delete card.root.dataset.loading;
+    await draw(this);
   }
-  await draw(card);
+
+  /** Draw again from the data it has (settings changed). */
+  redraw() {
+    if (this.plotted && this.series) return draw(this);
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -306,7 +249,7 @@ function xValues(series, mode, card) {
   return series.wall_times.map((w) => (w - start) / unit);
 }
 
-function axisTitle(mode, card) {
+function xTitle(mode, card) {
   if (mode === 'step') return 'step';
   if (mode === 'wall_time') return 'wall time';
   return `relative time (${card.relUnit.label})`;
@@ -404,17 +347,11 @@ function buildFigure(card) {
   }
 
   const log = state.y === 'log';
-  const yaxis = {
+  const yaxis = axisStyle({
     type: state.y,
     autorange: true,
-    zeroline: false,
-    automargin: true,
-    gridcolor: '#eceef1',
-    linecolor: '#c9ced6',
-    tickfont: { size: 10 },
-    exponentformat: 'e',
     uirevision: `${state.y}|${card.yRevision}`,
-  };
+  });
   if (state.outliers && !card.zoom) {
     const range = robustRange(forRange, log);
     if (range) {
@@ -422,31 +359,22 @@ function buildFigure(card) {
       yaxis.range = range;
     }
   }
-  const layout = {
+  const layout = baseLayout({
     uirevision: `${card.tag}|${state.x}|${card.relUnit.label}|${card.xRevision}`,
-    margin: { l: 52, r: 12, t: 8, b: 30 },
     hovermode: 'x unified',
     hoverlabel: { bgcolor: 'rgba(255,255,255,0.95)', bordercolor: '#c9ced6', font: { size: 11 } },
-    showlegend: false,
     dragmode: 'zoom',
-    font: { family: FONT, size: 11, color: '#3c4149' },
-    paper_bgcolor: 'rgba(0,0,0,0)',
-    plot_bgcolor: '#ffffff',
-    xaxis: {
+    xaxis: axisStyle({
+      exponentformat: undefined, // Plotly's own: steps read 20k, not 2e+4
       type: state.x === 'wall_time' ? 'date' : 'linear',
-      title: { text: axisTitle(state.x, card), font: { size: 10, color: '#6b717b' }, standoff: 6 },
+      title: axisTitle(xTitle(state.x, card)),
       hoverformat: state.x === 'step' ? ',d' : state.x === 'relative' ? ',.4~f' : undefined,
-      zeroline: false,
-      automargin: true,
-      gridcolor: '#eceef1',
-      linecolor: '#c9ced6',
-      tickfont: { size: 10 },
       showspikes: true,
       spikemode: 'across',
       spikethickness: 1,
       spikecolor: '#9aa0a8',
       spikedash: 'dot',
-    },
+    }),
     yaxis,
     yaxis2: {
       overlaying: 'y',
@@ -455,7 +383,7 @@ function buildFigure(card) {
       visible: false,
       tickmode: 'auto',
     },
-  };
+  });
   const notes = [];
   if (downsampled) {
     notes.push(
@@ -472,10 +400,9 @@ function buildFigure(card) {
   return { traces, layout, note: notes.join(' ') };
 }
 
-
 async function draw(card) {
   if (!window.Plotly) {
-    card.note.textContent = 'Plotly did not load; charts cannot be drawn.';
+    card.note.textContent = NO_PLOTLY;
     return;
   }
   if (card.error) {
@@ -508,9 +435,7 @@ function redrawAll() {
   redrawPending = true;
   requestAnimationFrame(() => {
     redrawPending = false;
-    for (const card of cards.values()) {
-      if (card.plotted && card.series) draw(card);
-    }
+    board.redraw();
   });
 }
 
@@ -542,147 +467,11 @@ function onRelayout(card, event) {
     card.zoom = null;
     card.yRevision += 1; // the outlier-robust y range applies again
   }
-  schedule(card);
+  board.reload(card);
 }
 
 // ---------------------------------------------------------------------------------------
-// Layout of the tab: groups of cards, empty states
-
-function emptyState(title, ...lines) {
-  dom.empty.replaceChildren(
-    el('h2', { text: title }),
-    ...lines.map((line) => (line instanceof Node ? line : el('p', { text: line }))),
-  );
-  dom.empty.hidden = false;
-  dom.groups.hidden = true;
-  dom.toolbar.hidden = true;
-}
-
-function codeLine(text) {
-  return el('pre', { class: 'kb-code' }, el('code', { text }));
-}
-
-function currentTags() {
-  const selected = app.selectedRuns();
-  const all = new Map(); // tag -> info (first run that has it)
-  for (const run of selected) {
-    for (const [tag, info] of Object.entries(tagsByRun[run] || {})) {
-      if (!all.has(tag)) all.set(tag, info);
-    }
-  }
-  return { selected, all };
-}
-
-function render() {
-  if (!ctx) return;
-  if (!app.runsLoaded || !tagsLoaded) {
-    emptyState('Loading…');
-    return;
-  }
-  if (!app.runs.length) {
-    emptyState(
-      'No runs yet',
-      `No event files under ${app.logdir} yet — point a writer at it, for example:`,
-      codeLine(
-        `from kboard import SummaryWriter\n` +
-          `writer = SummaryWriter(${JSON.stringify(`${app.logdir}/run1`)})\n` +
-          `writer.add_scalar("loss", 0.5, global_step=1)\nwriter.flush()`,
-      ),
-      'This page updates by itself when they appear.',
-    );
-    return;
-  }
-  const { selected, all } = currentTags();
-  if (!selected.length) {
-    const runFilter = app.state.runs;
-    const excluded = runFilter && !app.runs.some((r) => app.runMatcher().test(r.name));
-    if (excluded) {
-      emptyState(
-        'No runs match the run filter',
-        `Nothing matches “${runFilter}”. Clear or change the filter in the sidebar.`,
-      );
-    } else {
-      emptyState(
-        'No runs selected',
-        'Tick one or more runs in the sidebar (or press “Select all”).',
-      );
-    }
-    return;
-  }
-  if (!all.size) {
-    emptyState(
-      'No scalar data in the selected runs',
-      'Log scalars with writer.add_scalar("loss", value, step) or tf.summary.scalar(...); ' +
-        'they appear here as soon as they are flushed.',
-    );
-    return;
-  }
-  const matcher = makeMatcher(app.state.tags);
-  const tags = [...all.keys()].filter((t) => matcher.test(t)).sort();
-  if (!tags.length) {
-    emptyState(
-      'No tags match the tag filter',
-      `None of the ${all.size} scalar tags matches “${app.state.tags}”.`,
-    );
-    return;
-  }
-  dom.empty.hidden = true;
-  dom.groups.hidden = false;
-  dom.toolbar.hidden = false;
-
-  const byGroup = new Map();
-  for (const tag of tags) {
-    const name = tagGroup(tag);
-    if (!byGroup.has(name)) byGroup.set(name, []);
-    byGroup.get(name).push(tag);
-  }
-  const closed = new Set(app.state.closed);
-  const wanted = new Set(tags);
-  for (const [tag, card] of cards) {
-    if (!wanted.has(tag)) {
-      observer.unobserve(card.root);
-      card.root.remove();
-      card.inView = false;
-    }
-  }
-  for (const [name, group] of groups) {
-    if (!byGroup.has(name)) {
-      group.root.remove();
-      groups.delete(name);
-    }
-  }
-  let previousGroup = null;
-  for (const name of [...byGroup.keys()].sort()) {
-    const group = groups.get(name) || makeGroup(name);
-    const expected = previousGroup ? previousGroup.nextSibling : dom.groups.firstChild;
-    if (expected !== group.root) dom.groups.insertBefore(group.root, expected);
-    previousGroup = group.root;
-    const isOpen = !closed.has(name);
-    group.button.setAttribute('aria-expanded', String(isOpen));
-    group.grid.hidden = !isOpen;
-    const groupTags = byGroup.get(name);
-    group.count.textContent = String(groupTags.length);
-    let previousCard = null;
-    for (const tag of groupTags) {
-      let card = cards.get(tag);
-      if (!card) {
-        card = new Card(tag);
-        cards.set(tag, card);
-      }
-      card.setInfo(all.get(tag));
-      const expectedCard = previousCard ? previousCard.nextSibling : group.grid.firstChild;
-      if (expectedCard !== card.root) group.grid.insertBefore(card.root, expectedCard);
-      previousCard = card.root;
-      observer.observe(card.root);
-    }
-  }
-  dom.download.href = exportURL(selected);
-  const nGroups = byGroup.size;
-  dom.summary.textContent =
-    `${plural(tags.length, 'tag')} in ${plural(nGroups, 'group')}` +
-    (tags.length < all.size ? ` (of ${all.size})` : '') +
-    ` · ${plural(selected.length, 'run')}`;
-}
+// The board: one card per tag, empty states, the toolbar's download
 
 /** The CSV of every point of what is shown: selected runs, tags passing the filter. */
 function exportURL(selected) {
@@ -697,36 +486,43 @@ function exportURL(selected) {
   return `api/export?${params}`;
 }
 
-function makeGroup(name) {
-  const count = el('span', { class: 'kb-group-count' });
-  const button = el(
-    'button',
-    { type: 'button', class: 'kb-group-toggle', 'aria-expanded': 'true' },
-    el('span', { class: 'kb-chevron', 'aria-hidden': 'true' }),
-    el('span', { class: 'kb-group-name', text: name }),
-    count,
-  );
-  const grid = el('div', { class: 'kb-grid' });
-  const head = el('h2', { class: 'kb-group-head' }, button);
-  const root = el('section', { class: 'kb-group' }, head, grid);
-  root.dataset.group = name;
-  button.addEventListener('click', () => {
-    const closed = new Set(app.state.closed);
-    if (closed.has(name)) closed.delete(name);
-    else closed.add(name);
-    app.setState({ closed: [...closed].sort() });
-  });
-  const group = { root, grid, button, count };
-  groups.set(name, group);
-  return group;
-}
+const download = el('a', {
+  class: 'kb-button',
+  download: '',
+  text: 'Download CSV',
+  title: 'Every point (not downsampled) of the selected runs and the filtered tags',
+});
 
-function markAllStale() {
-  for (const card of cards.values()) {
-    card.stale = true;
-    if (card.inView && active) schedule(card);
-  }
-}
+const board = createBoard({
+  kind: 'scalars',
+  closedKey: 'closed',
+  byTag: true,
+  keepCards: true,
+  toolbar: [download],
+  emptyTitle: 'No scalar data in the selected runs',
+  emptyLines: [
+    'Log scalars with writer.add_scalar("loss", value, step) or tf.summary.scalar(...); ' +
+      'they appear here as soon as they are flushed.',
+  ],
+  noRunsLines: (logdir) => [
+    `No event files under ${logdir} yet — point a writer at it, for example:`,
+    codeBlock(
+      `from kboard import SummaryWriter\n` +
+        `writer = SummaryWriter(${JSON.stringify(`${logdir}/run1`)})\n` +
+        `writer.add_scalar("loss", 0.5, global_step=1)\nwriter.flush()`,
+    ),
+    'This page updates by itself when they appear.',
+  ],
+  tagsLabel: 'scalar tags',
+  summary: ({ tags, allTags, groups, selected }) =>
+    `${plural(tags, 'tag')} in ${plural(groups, 'group')}` +
+    (tags < allTags ? ` (of ${allTags})` : '') +
+    ` · ${plural(selected, 'run')}`,
+  onRender: (selected) => {
+    download.href = exportURL(selected);
+  },
+  makeCard: (run, tag, info) => new ScalarCard(tag, info),
+});
 
 // ---------------------------------------------------------------------------------------
 // Sidebar settings (static inputs in index.html)
@@ -769,91 +565,19 @@ function bindSettings() {
 
 // ---------------------------------------------------------------------------------------
 
-let syncSettings = () => {};
-
-const refreshTags = coalesce(async () => {
-  const data = await fetchJSON('api/tags/scalars');
-  tagsByRun = data.tags || {};
-  tagsLoaded = true;
-  render();
-  markAllStale();
-});
-
-registerTab({
-  id: 'scalars',
-
-  init(context) {
-    ctx = context;
-    dom.summary = el('span', { class: 'kb-muted' });
-    const expandAll = el('button', { type: 'button', text: 'Expand all' });
-    const collapseAll = el('button', { type: 'button', text: 'Collapse all' });
-    expandAll.addEventListener('click', () => app.setState({ closed: [] }));
-    collapseAll.addEventListener('click', () => {
-      app.setState({ closed: [...groups.keys()].sort() });
-    });
-    dom.download = el('a', {
-      class: 'kb-button',
-      download: '',
-      text: 'Download CSV',
-      title: 'Every point (not downsampled) of the selected runs and the filtered tags',
-    });
-    dom.toolbar = el(
-      'div',
-      { class: 'kb-toolbar' },
-      dom.summary,
-      el('span', { class: 'kb-toolbar-buttons' }, dom.download, expandAll, collapseAll),
-    );
-    dom.toolbar.hidden = true;
-    dom.empty = el('div', { class: 'kb-empty' });
-    dom.groups = el('div', { class: 'kb-groups' });
-    ctx.panel.replaceChildren(dom.toolbar, dom.empty, dom.groups);
-    observer = new IntersectionObserver(
-      (entries) => {
-        for (const entry of entries) {
-          const card = cardOf.get(entry.target);
-          if (!card) continue;
-          card.inView = entry.isIntersecting;
-          if (card.inView && card.stale && active) schedule(card);
-        }
-      },
-      { rootMargin: '400px 0px' },
-    );
-    syncSettings = bindSettings();
-    render();
-  },
-
-  show() {
-    active = true;
-    for (const card of cards.values()) {
-      if (card.inView && card.stale) schedule(card);
-    }
-  },
-
-  hide() {
-    active = false;
-  },
-
-  onData() {
-    return refreshTags();
-  },
-
+registerBoard('scalars', board, {
+  bindSettings,
+  // After the board's own: it lays out the cards, and refetches them all when runs change.
   onState(keys) {
-    syncSettings();
-    if (keys.has('runs') || keys.has('off')) {
-      render();
-      markAllStale();
-    } else if (keys.has('tags') || keys.has('closed')) {
-      render();
-    }
     if (keys.has('x')) {
-      for (const card of cards.values()) {
+      for (const card of board.cards()) {
         card.zoom = null;
         card.xRevision += 1;
       }
-      markAllStale();
+      board.refetch();
     } else if (keys.has('smooth') || keys.has('y') || keys.has('outliers')) {
       if (keys.has('y') || keys.has('outliers')) {
-        for (const card of cards.values()) card.yRevision += 1;
+        for (const card of board.cards()) card.yRevision += 1;
       }
       redrawAll();
     }

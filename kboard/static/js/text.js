@@ -6,8 +6,8 @@
 // mailto: or relative addresses), then adopted into the page. Images in texts become links:
 // the page's CSP would block them anyway.
 
-import { defineState, registerTab, spec } from './app.js';
-import { createBoard, frameCard, refreshHeader } from './board.js';
+import { defineState, spec } from './app.js';
+import { createBoard, frameCard, refreshHeader, registerBoard } from './board.js';
 import { codeBlock, el, fetchJSON } from './util.js';
 
 defineState('tclosed', spec.list()); // collapsed tag groups
@@ -232,11 +232,4 @@ const board = createBoard({
   makeCard: (run, tag, info) => new TextCard(run, tag, info),
 });
 
-registerTab({
-  id: 'text',
-  init: board.init,
-  show: board.show,
-  hide: board.hide,
-  onData: board.onData,
-  onState: board.onState,
-});
+registerBoard('text', board);

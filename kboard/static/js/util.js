@@ -156,14 +156,3 @@ export function coalesce(fn) {
 export function codeBlock(text) {
   return el('pre', { class: 'kb-code' }, el('code', { text }));
 }
-
-/** The font and Plotly options every chart uses. */
-export const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
-export const PLOT_CONFIG = {
-  responsive: true,
-  displaylogo: false,
-  scrollZoom: false,
-  showTips: false,
-  modeBarButtonsToRemove: ['select2d', 'lasso2d', 'autoScale2d'],
-  toImageButtonOptions: { format: 'png', scale: 2 },
-};
