@@ -9,10 +9,14 @@ import sys
 
 import click
 
-from kboard.cache import default_cache_dir
 from kboard.export import KINDS, LAYOUTS, Selection, count_points, write_export
-from kboard.ingest import parse_logdir_spec
-from kboard.provider import DataProvider, TagInfo, load_logdir
+from kboard.provider import (
+    DataProvider,
+    TagInfo,
+    default_cache_dir,
+    load_logdir,
+    parse_logdir_spec,
+)
 from kboard.tfevents.events import Kind
 from kboard.version import __version__
 

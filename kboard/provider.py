@@ -18,22 +18,25 @@ provider knows nothing of HTTP. Its questions, in TensorBoard's ``data/provider.
 - **blobs**: :meth:`~DataProvider.image_blob`, bytes with a content type from an allowlist.
 
 Views come back JSON-ready (plain dicts and lists, non-finite floats as TensorBoard's strings).
-An unknown run or tag raises :class:`NotFound`. A new source (another filesystem) plugs in
-below, as a reader that fills the store; a new kind (hyperparameters, run groups, restarts)
-is a new question here, and routes, export and the CLI get it by asking.
+An unknown run or tag raises :class:`NotFound`. :func:`load_logdir` reads a logdir once;
+:func:`parse_logdir_spec` and :func:`default_cache_dir` say what a logdir spec names and where
+decoded runs are cached.
+
+A new source (another filesystem) plugs in below, as a reader that fills the store; a new
+kind (hyperparameters, run groups, restarts) is a new question here, and the routes, export
+and the CLI get it by asking.
 """
 
 from __future__ import annotations
 
 import bisect
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from kboard.cache import RunCache
+from kboard.cache import RunCache, default_cache_dir
 from kboard.downsample import minmax_indices
 from kboard.histograms import BASIS_POINTS, DISPLAY_BINS, clean_buckets, percentiles, rebin
 from kboard.histograms import value_range as histogram_range
@@ -54,7 +57,9 @@ __all__ = [
     "ScalarColumns",
     "TagInfo",
     "X_MODES",
+    "default_cache_dir",
     "load_logdir",
+    "parse_logdir_spec",
 ]
 
 DEFAULT_POINTS = 2000
@@ -316,11 +321,6 @@ def load_logdir(logdir: str, *, cache: RunCache | None = None) -> DataProvider:
         raise FileNotFoundError(f"logdir not found: {', '.join(missing)}")
     reader.reload()
     return DataProvider(reader.store, logdir)
-
-
-def problem_file(problem: Problem) -> str:
-    """The file name a problem is about, without the directories above it."""
-    return os.path.basename(problem.path)
 
 
 def _count_in_range(x: np.ndarray, xmin: float | None, xmax: float | None) -> int:

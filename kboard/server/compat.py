@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, request
+from werkzeug.exceptions import BadRequest
 
 from kboard.jsonsafe import cleanse, float_list
 from kboard.provider import DataProvider, NotFound
@@ -47,10 +48,11 @@ def tb_scalars(data: DataProvider, run: str, tag: str) -> list[list[Any]]:
     ]
 
 
-def _lookup(kind: Kind) -> tuple[str, str, DataProvider] | Response:
+def _lookup(kind: Kind) -> tuple[str, str, DataProvider]:
+    """The run and tag asked for, checked to exist (400 or 404 otherwise)."""
     run, tag = request.args.get("run"), request.args.get("tag")
     if run is None or tag is None:
-        return json_error("missing parameter: run and tag are required", 400)
+        raise BadRequest("missing parameter: run and tag are required")
     data = provider()
     try:
         if kind is Kind.SCALARS:
@@ -58,8 +60,13 @@ def _lookup(kind: Kind) -> tuple[str, str, DataProvider] | Response:
         else:
             data.samples(run, kind, tag)
     except NotFound:
-        return json_error(f"no {kind.value} tag {tag!r} in run {run!r}", 404)
+        raise NotFound(f"no {kind.value} tag {tag!r} in run {run!r}") from None
     return run, tag, data
+
+
+@bp.errorhandler(NotFound)
+def _not_found(exc: NotFound) -> Response:
+    return json_error(str(exc), 404)
 
 
 @bp.get("/runs")
@@ -79,10 +86,7 @@ def scalar_tags() -> Response:
 
 @bp.get("/plugin/scalars/scalars")
 def scalars() -> Response:
-    found = _lookup(Kind.SCALARS)
-    if isinstance(found, Response):
-        return found
-    run, tag, data = found
+    run, tag, data = _lookup(Kind.SCALARS)
     if request.args.get("format") == "csv":
         cols = data.scalars(run, tag)
         out = io.StringIO()
@@ -100,10 +104,7 @@ def histogram_tags() -> Response:
 
 @bp.get("/plugin/histograms/histograms")
 def histograms() -> Response:
-    found = _lookup(Kind.HISTOGRAMS)
-    if isinstance(found, Response):
-        return found
-    run, tag, data = found
+    run, tag, data = _lookup(Kind.HISTOGRAMS)
     samples = data.samples(run, Kind.HISTOGRAMS, tag)
     return json_response(cleanse([[s.wall_time, s.step, s.value.tolist()] for s in samples]))
 
@@ -121,10 +122,7 @@ def image_tags() -> Response:
 
 @bp.get("/plugin/images/images")
 def images() -> Response:
-    found = _lookup(Kind.IMAGES)
-    if isinstance(found, Response):
-        return found
-    run, tag, data = found
+    run, tag, data = _lookup(Kind.IMAGES)
     try:
         sample = int(request.args.get("sample", 0))
     except ValueError:
@@ -144,19 +142,13 @@ def images() -> Response:
 
 @bp.get("/plugin/images/individualImage")
 def individual_image() -> Response:
-    found = _lookup(Kind.IMAGES)
-    if isinstance(found, Response):
-        return found
-    run, tag, data = found
+    run, tag, data = _lookup(Kind.IMAGES)
     try:
         sample = int(request.args.get("sample", 0))
         step = int(request.args["step"])
     except (KeyError, ValueError):
         return json_error("step and sample must be integers", 400)
-    try:
-        blob = data.image_blob(run, tag, step, sample)
-    except NotFound:
-        return json_error(f"no image at step {step}, sample {sample}", 404)
+    blob = data.image_blob(run, tag, step, sample)
     response = Response(blob.data, mimetype=blob.content_type)
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response
