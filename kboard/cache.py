@@ -1,12 +1,15 @@
 """A persistent cache of decoded runs, so serving the same logdir again starts at once.
 
-One file per run holds the run's stored data and how far each of its event files was read.
-It is used only when every file it names is still the same file (device, inode, size at least
-the offset read, and checksums of its first bytes and of the bytes just before the offset);
-otherwise the run is read from its files as if there were no cache. Cache files are written
-to a temporary name and renamed, and carry a checksum of their content, so a process killed
-mid-write leaves either the old cache or none, never a partial one. The cache directory must
-be owned by the user and closed to others (its files are pickles).
+One file per run holds the run's stored data and how far each of its event files was read. It is
+used only when every file it names is still the same file: the same device and inode, the same
+modification time (in nanoseconds) when its size is unchanged, at least as long as the offset
+read, and the same checksums of its first bytes and of the bytes just before the offset, taken
+from the bytes as they were read. Otherwise the run is read from its files as if there were no
+cache. A cache written by other decoding code (any change to the modules that read and keep
+events) is not used either: its key holds a hash of their source. Cache files are written to a
+temporary name and renamed, and carry a checksum of their content, so a process killed mid-write
+leaves either the old cache or none, never a partial one. The cache directory must be owned by
+the user and closed to others (its files are pickles).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import stat
 import struct
 import tempfile
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import google_crc32c
@@ -31,8 +36,19 @@ from kboard.version import __version__
 log = logging.getLogger("kboard")
 
 MAGIC = b"KBCACHE1"
-FORMAT = 2
+FORMAT = 3
 FINGERPRINT_BYTES = 4096
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The code that turns files into stored runs: a change to any of it invalidates every cache.
+DECODER_FILES = (
+    "tfevents/records.py",
+    "tfevents/events.py",
+    "tfevents/fastpath.py",
+    "tfevents/plugins.py",
+    "store.py",
+    "ingest.py",
+    "cache.py",
+)
 _HEADER = struct.Struct("<8sIQ")  # magic, crc32c of payload, payload length
 
 
@@ -45,31 +61,57 @@ def default_cache_dir() -> str:
     return os.path.join(base, "kboard")
 
 
+def code_fingerprint(package_dir: Path = PACKAGE_DIR) -> str:
+    """A hash of the decoding code's source (:data:`DECODER_FILES` under ``package_dir``)."""
+    digest = hashlib.sha256()
+    for name in DECODER_FILES:
+        digest.update(name.encode())
+        digest.update((package_dir / name).read_bytes())
+    return digest.hexdigest()[:24]
+
+
+@cache
+def _installed_code() -> str:
+    return code_fingerprint()
+
+
 @dataclass(frozen=True)
 class CachedFile:
-    """One event file as far as the cached state read it."""
+    """One event file as far as the cached state read it, as it was when read."""
 
     path: str
     identity: tuple[int, int]
     offset: int
+    size: int
+    mtime_ns: int
     fingerprint: str
     stopped: bool
 
 
+def fingerprint_of(head: bytes, tail: bytes, offset: int) -> str:
+    """Checksums of a file's first bytes and of the bytes just before ``offset``.
+
+    ``head`` is the first ``min(FINGERPRINT_BYTES, offset)`` bytes of the file and ``tail``
+    the same number of bytes ending at ``offset``.
+    """
+    return f"{google_crc32c.value(head):08x}{google_crc32c.value(tail):08x}{offset:x}"
+
+
 def fingerprint(path: str, offset: int) -> str:
-    """Checksums of the first bytes and of the bytes just before ``offset``."""
+    """:func:`fingerprint_of` the file at ``path`` as it is now."""
     with open(path, "rb") as f:
         head = f.read(min(FINGERPRINT_BYTES, offset))
         f.seek(max(0, offset - FINGERPRINT_BYTES))
         tail = f.read(min(FINGERPRINT_BYTES, offset))
-    return f"{google_crc32c.value(head):08x}{google_crc32c.value(tail):08x}{offset:x}"
+    return fingerprint_of(head, tail, offset)
 
 
 class RunCache:
     """Saves and loads decoded runs under one directory."""
 
-    def __init__(self, directory: str | None = None) -> None:
+    def __init__(self, directory: str | None = None, *, code: str | None = None) -> None:
         self.directory = os.path.abspath(directory or default_cache_dir())
+        self.code = code or _installed_code()  # caches of other decoding code are not used
         self.usable = self._prepare()
 
     def _prepare(self) -> bool:
@@ -104,6 +146,7 @@ class RunCache:
             {
                 "format": FORMAT,
                 "version": __version__,
+                "code": self.code,
                 "run_path": os.path.abspath(run_path),
                 "files": files,
                 "tag_infos": tag_infos,
@@ -153,6 +196,7 @@ class RunCache:
             not isinstance(state, dict)
             or state.get("format") != FORMAT
             or state.get("version") != __version__
+            or state.get("code") != self.code
             or state.get("run_path") != os.path.abspath(run_path)
         ):
             return None
@@ -169,6 +213,8 @@ def _still_valid(cached: CachedFile) -> bool:
         return (
             (st.st_dev, st.st_ino) == cached.identity
             and st.st_size >= cached.offset
+            # The same size but another modification time: rewritten in place.
+            and (st.st_size != cached.size or st.st_mtime_ns == cached.mtime_ns)
             and fingerprint(cached.path, cached.offset) == cached.fingerprint
         )
     except OSError:

@@ -28,13 +28,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kboard.cache import CachedFile, RunCache, fingerprint
+from kboard.cache import FINGERPRINT_BYTES, CachedFile, RunCache, fingerprint_of
 from kboard.store import Problem, RunData, Sample, Store, WriteTxn
 from kboard.tfevents.events import Datum, Restart, TagInfo
 from kboard.tfevents.fastpath import DecodedBlock, ScalarBatch, decode_block
 from kboard.tfevents.records import (
     DEFAULT_MAX_RECORD_BYTES,
-    FOOTER_SIZE,
     HEADER_SIZE,
     RecordBlock,
     read_block,
@@ -82,8 +81,10 @@ class FileState:
     path: str
     identity: tuple[int, int]  # (st_dev, st_ino)
     offset: int = 0
-    size: int = 0
+    size: int = 0  # and modification time, as stat said before the last read
+    mtime_ns: int = 0
     stopped: bool = False  # a fatal framing problem: retried only when the file grows
+    head: bytes = b""  # the first bytes read, up to FINGERPRINT_BYTES (for the cache)
     tail: bytes = b""  # the bytes just before ``offset``: a file rewritten in place changes them
     zero_since: float | None = None  # when a zero-filled tail was first seen at ``zero_at``
     zero_at: int = -1
@@ -171,8 +172,9 @@ class LogdirReader:
             return False
         state.tag_infos = dict(cached["tag_infos"])
         for f in cached["files"]:
-            fstate = FileState(f.path, f.identity, f.offset, f.offset, f.stopped)
-            fstate.tail = _bytes_before(f.path, f.offset)  # in-place rewrites stay detectable
+            fstate = FileState(f.path, f.identity, f.offset, f.size, f.mtime_ns, f.stopped)
+            # The cache checked these bytes a moment ago: in-place rewrites stay detectable.
+            fstate.head, fstate.tail = _head_and_tail(f.path, f.offset)
             state.files[f.path] = fstate
         with self.store.write() as txn:
             txn.replace_run(state.name, RunData.from_state(cached["data"]))
@@ -190,16 +192,23 @@ class LogdirReader:
             for state in self._runs.values():
                 if state.unsaved_bytes < min_new_bytes:
                     continue
+                # Fingerprints of the bytes as they were read, not as the files are now.
+                files = [
+                    CachedFile(
+                        f.path,
+                        f.identity,
+                        f.offset,
+                        f.size,
+                        f.mtime_ns,
+                        fingerprint_of(f.head, f.tail, f.offset),
+                        f.stopped,
+                    )
+                    for f in state.files.values()
+                ]
                 try:
-                    files = [
-                        CachedFile(
-                            f.path, f.identity, f.offset, fingerprint(f.path, f.offset), f.stopped
-                        )
-                        for f in state.files.values()
-                    ]
                     data, problems = self.store.run_snapshot(state.name)
-                except (OSError, KeyError):
-                    continue  # a file or the run vanished: the next reload sorts it out
+                except KeyError:
+                    continue  # the run vanished: the next reload sorts it out
                 jobs.append((state.path, files, dict(state.tag_infos), data, problems))
                 state.unsaved_bytes = 0
         for path, files, tag_infos, data, problems in jobs:
@@ -290,7 +299,7 @@ class LogdirReader:
                 fstate = state.files[path] = FileState(path, (st.st_dev, st.st_ino))
             if st.st_size == fstate.size and (fstate.offset == st.st_size or fstate.stopped):
                 continue  # nothing new
-            self._read_file(state, fstate, st.st_size, batch, new_problems, resolved, report)
+            self._read_file(state, fstate, st, batch, new_problems, resolved, report)
         if batch.empty and not (
             new_problems or resolved or reread or state.name in report.runs_added
         ):
@@ -313,12 +322,13 @@ class LogdirReader:
         self,
         state: RunState,
         fstate: FileState,
-        size: int,
+        st: os.stat_result,
         batch: _RunBatch,
         problems: list[Problem],
         resolved: list[tuple[str, str]],
         report: ReloadReport,
     ) -> None:
+        size = st.st_size
         try:
             with open(fstate.path, "rb") as stream:
                 if fstate.failed:
@@ -342,7 +352,7 @@ class LogdirReader:
             message = f"cannot read {os.path.basename(fstate.path)}: {exc.strerror or exc}"
             problems.append(Problem(state.name, fstate.path, 0, "io", message))
             return
-        fstate.size = size
+        fstate.size, fstate.mtime_ns = size, st.st_mtime_ns
         fstate.stopped = block.stopped
         self._check_zero_tail(state, fstate, block, problems, resolved)
 
@@ -388,8 +398,8 @@ class LogdirReader:
         state.unsaved_bytes += block.end_offset - fstate.offset
         report.records += len(block)
         consumed = block.end_offset - block.offset
-        if consumed >= FOOTER_SIZE:
-            fstate.tail = block.buf[consumed - FOOTER_SIZE : consumed]
+        if consumed:
+            _remember_bytes(fstate, block.buf, consumed)
         for rp in block.problems:
             problems.append(Problem(state.name, fstate.path, rp.offset, rp.kind, rp.message))
         decoded = decode_block(block, state.tag_infos)
@@ -400,24 +410,39 @@ class LogdirReader:
 
 
 def _must_reread(fstate: FileState, st: os.stat_result) -> bool:
-    """A file replaced by another, shorter than what was read, or rewritten, is read again."""
-    return (
-        (st.st_dev, st.st_ino) != fstate.identity
-        or st.st_size < fstate.offset
-        or (st.st_size != fstate.size and _rewritten(fstate))
-    )
+    """A file replaced by another, shorter than what was read, or rewritten, is read again.
+
+    Rewritten: the bytes before the offset changed, or the size is the same but the
+    modification time is not (a record changed in place), unless the file still has bytes
+    to come past the offset (a record being written, zeros being filled).
+    """
+    if (st.st_dev, st.st_ino) != fstate.identity or st.st_size < fstate.offset:
+        return True
+    if st.st_size != fstate.size:
+        return _rewritten(fstate)
+    waiting = fstate.offset < fstate.size and not fstate.stopped
+    return st.st_mtime_ns != fstate.mtime_ns and not waiting
 
 
-def _bytes_before(path: str, offset: int) -> bytes:
-    """The last bytes before ``offset`` (as kept in ``FileState.tail``), or none if unreadable."""
-    if offset < FOOTER_SIZE:
-        return b""
+def _remember_bytes(fstate: FileState, buf: bytes, consumed: int) -> None:
+    """Keep the file's first bytes and the bytes before the new offset (``buf[:consumed]``)."""
+    if len(fstate.head) < FINGERPRINT_BYTES:
+        fstate.head += buf[: min(consumed, FINGERPRINT_BYTES - len(fstate.head))]
+    if consumed >= FINGERPRINT_BYTES:
+        fstate.tail = bytes(buf[consumed - FINGERPRINT_BYTES : consumed])
+    else:
+        fstate.tail = (fstate.tail + buf[:consumed])[-FINGERPRINT_BYTES:]
+
+
+def _head_and_tail(path: str, offset: int) -> tuple[bytes, bytes]:
+    """The bytes that :func:`_remember_bytes` keeps for a file read up to ``offset``."""
     try:
         with open(path, "rb") as f:
-            f.seek(offset - FOOTER_SIZE)
-            return f.read(FOOTER_SIZE)
+            head = f.read(min(FINGERPRINT_BYTES, offset))
+            f.seek(max(0, offset - FINGERPRINT_BYTES))
+            return head, f.read(min(FINGERPRINT_BYTES, offset))
     except OSError:
-        return b""
+        return b"", b""
 
 
 def _rewritten(fstate: FileState) -> bool:

@@ -30,6 +30,7 @@ and the CLI get it by asking.
 from __future__ import annotations
 
 import bisect
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +90,11 @@ class Blob:
 
     data: bytes
     content_type: str
+
+    @property
+    def etag(self) -> str:
+        """A hash of the bytes: the same name always means the same bytes."""
+        return hashlib.blake2b(self.data, digest_size=16).hexdigest()
 
 
 def sniff_image_type(data: bytes) -> str:

@@ -15,7 +15,7 @@ from kboard.export import FORMATS, Selection, csv_chunks, json_chunks
 from kboard.histograms import DISPLAY_BINS
 from kboard.provider import DEFAULT_POINTS, X_MODES, DataProvider, NotFound
 from kboard.server.context import provider, serving
-from kboard.server.responses import json_error, json_response
+from kboard.server.responses import blob_response, json_error, json_response
 from kboard.tfevents.events import Kind
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -196,10 +196,7 @@ def image() -> Response:
     step, sample = _int_arg("step"), _int_arg("sample", 0)
     if step is None:
         raise _BadRequest("missing parameter: step")
-    blob = provider().image_blob(run, tag, step, sample or 0)
-    response = Response(blob.data, mimetype=blob.content_type)
-    response.headers["Cache-Control"] = "private, max-age=3600"
-    return response
+    return blob_response(provider().image_blob(run, tag, step, sample or 0))
 
 
 @bp.get("/histograms")

@@ -18,7 +18,7 @@ from werkzeug.exceptions import BadRequest
 from kboard.jsonsafe import cleanse, float_list
 from kboard.provider import DataProvider, NotFound
 from kboard.server.context import provider, serving
-from kboard.server.responses import json_error, json_response
+from kboard.server.responses import blob_response, json_error, json_response
 from kboard.text import markdown_to_safe_html
 from kboard.tfevents.events import Kind
 
@@ -148,7 +148,4 @@ def individual_image() -> Response:
         step = int(request.args["step"])
     except (KeyError, ValueError):
         return json_error("step and sample must be integers", 400)
-    blob = data.image_blob(run, tag, step, sample)
-    response = Response(blob.data, mimetype=blob.content_type)
-    response.headers["Cache-Control"] = "private, max-age=3600"
-    return response
+    return blob_response(data.image_blob(run, tag, step, sample))
