@@ -102,7 +102,7 @@ def write_extras(path: Path, steps: int, seed: int) -> None:
         for step in range(0, steps, max(steps // 20, 1)):
             wall = START_TIME + seed * 3600 + step * 0.25
             writer.add_histogram("weights/histogram", rng.normal(0, 1, 1000), step, walltime=wall)
-            writer.add_image("samples", rng.random((16, 16, 3)), step, walltime=wall)
+            writer.add_image("samples", rng.random((3, 16, 16)), step, walltime=wall)
 
 
 def generate(

@@ -21,8 +21,9 @@ from kboard.tfevents.records import encode_record
 _counter = itertools.count()
 _counter_lock = threading.Lock()
 
-_IMAGE_FORMATS = ("HWC", "CHW", "HW")
-_IMAGES_FORMATS = ("NHWC", "NCHW", "NHW")
+# The axes an image layout may name, in any order (torch takes "WH", "CWH" and so on too).
+_LAYOUT_AXES = (frozenset("HW"), frozenset("HWC"), frozenset("NHW"), frozenset("NHWC"))
+_LAYOUTS_BY_RANK = {2: "'HW'", 3: "'CHW' or 'HWC'", 4: "'NCHW' or 'NHWC'"}
 
 
 def _next_count() -> int:
@@ -201,21 +202,51 @@ def _as_wall_time(walltime: Any) -> float:
     return time.time() if walltime is None else protos.as_float(walltime, "walltime")
 
 
-def _to_nhwc(img_tensor: Any, dataformats: str, allowed: tuple[str, ...]) -> np.ndarray:
-    """Transpose ``img_tensor`` from ``dataformats`` to ``[k, h, w, c]``."""
-    if not isinstance(dataformats, str) or dataformats.upper() not in allowed:
-        raise ValueError(f"dataformats must be one of {', '.join(allowed)}; got {dataformats!r}")
-    layout = dataformats.upper()
+def _to_nhwc(img_tensor: Any, dataformats: str) -> np.ndarray:
+    """Transpose ``img_tensor`` from ``dataformats`` (H, W, maybe C and N, any order) to NHWC."""
+    layout = dataformats.upper() if isinstance(dataformats, str) else ""
+    if len(set(layout)) != len(layout) or frozenset(layout) not in _LAYOUT_AXES:
+        raise ValueError(
+            "dataformats must name H and W, and optionally C (channels) and N (images), each "
+            f"once and in any order, such as CHW, HWC, HW, NCHW or NHWC; got {dataformats!r}"
+        )
     array = protos.as_array(img_tensor)
     if array.ndim != len(layout):
+        hint = _LAYOUTS_BY_RANK.get(array.ndim)
         raise ValueError(
-            f"dataformats {layout!r} needs a {len(layout)}-D array, got shape {array.shape}"
+            f"dataformats {layout!r} describes a {len(layout)}-D array, but the image has "
+            f"shape {array.shape} ({array.ndim}-D)"
+            + (f"; pass dataformats={hint} to match it" if hint else "")
+        )
+    channels = array.shape[layout.index("C")] if "C" in layout else 1
+    if channels not in (1, 3, 4):
+        last = layout.replace("C", "") + "C"
+        raise ValueError(
+            f"images have 1, 3 or 4 channels, but dataformats {layout!r} reads {channels} "
+            f"from shape {array.shape}"
+            + (f"; for channels last pass dataformats={last!r}" if last != layout else "")
         )
     if "N" not in layout:
         array, layout = array[None], "N" + layout
     if "C" not in layout:
         array, layout = array[..., None], layout + "C"
     return array.transpose([layout.index(axis) for axis in "NHWC"])
+
+
+def _torch_pixels(images: np.ndarray) -> np.ndarray:
+    """Return NHWC uint8 pixels as torch's ``image()`` makes them.
+
+    uint8 is kept; any other dtype is multiplied by 255 in float32, clipped to 0..255 and
+    truncated (NaN becomes 0); one channel is repeated into RGB.
+    """
+    if images.dtype.kind not in "biuf":
+        raise TypeError(f"images must be numbers, got dtype {images.dtype}")
+    if images.dtype != np.uint8:
+        scaled = np.nan_to_num(images.astype(np.float32) * np.float32(255), nan=0.0)
+        images = scaled.clip(0, 255).astype(np.uint8)
+    if images.shape[3] == 1:
+        images = np.repeat(images, 3, axis=3)
+    return images
 
 
 class SummaryWriter:
@@ -285,10 +316,15 @@ class SummaryWriter:
         img_tensor: Any,
         global_step: Any = None,
         walltime: Any = None,
-        dataformats: str = "HWC",
+        dataformats: str = "CHW",
     ) -> None:
-        """Write one image: ``HWC`` (default), ``CHW`` or ``HW``; uint8 or floats in [0, 1]."""
-        images = _to_nhwc(img_tensor, dataformats, _IMAGE_FORMATS)
+        """Write one image: ``CHW`` (default), ``HWC``, ``HW`` or any order of those axes.
+
+        As torch does: uint8 pixels are kept, any other dtype is taken as [0, 1] (scaled by
+        255, clipped, truncated); one channel becomes RGB; 4 channels are RGBA. A layout with
+        ``N`` writes each image as its own sample, where torch draws them in one grid.
+        """
+        images = _torch_pixels(_to_nhwc(img_tensor, dataformats))
         self.add_value(protos.image(tag, images), global_step, walltime)
 
     def add_images(
@@ -297,11 +333,13 @@ class SummaryWriter:
         img_tensor: Any,
         global_step: Any = None,
         walltime: Any = None,
-        dataformats: str = "NHWC",
+        dataformats: str = "NCHW",
     ) -> None:
-        """Write several images at one step: ``NHWC`` (default), ``NCHW`` or ``NHW``."""
-        images = _to_nhwc(img_tensor, dataformats, _IMAGES_FORMATS)
-        self.add_value(protos.image(tag, images), global_step, walltime)
+        """Write several images at one step: ``NCHW`` (default), ``NHWC``, ``NHW``, ...
+
+        Pixels as in :meth:`add_image`; each image is one sample of the step.
+        """
+        self.add_image(tag, img_tensor, global_step, walltime, dataformats)
 
     def add_histogram(
         self,

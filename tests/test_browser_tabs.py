@@ -114,9 +114,9 @@ def image_logdir(tmp_path: Path) -> Path:
     rng = np.random.default_rng(0)
     with SummaryWriter(str(tmp_path / "train")) as writer:
         for step in range(3):
-            writer.add_image("pic", rng.random((6 + step, 9, 3)), step)
-            writer.add_images("batch", rng.random((2, 4, 4, 3)), step)
-        writer.add_image("single", rng.random((5, 5, 3)), 0)
+            writer.add_image("pic", rng.random((6 + step, 9, 3)), step, dataformats="HWC")
+            writer.add_images("batch", rng.random((2, 4, 4, 3)), step, dataformats="NHWC")
+        writer.add_image("single", rng.random((5, 5, 3)), 0, dataformats="HWC")
         broken = protos.image("broken", rng.random((1, 4, 4, 3)))
         broken.tensor.string_val[2] = b"\x89PNG\r\n\x1a\n these bytes are not an image"
         writer.add_value(broken, 0)
@@ -167,8 +167,8 @@ def test_images_follow_live_updates_and_the_run_selection(open_page, tmp_path: P
     rng = np.random.default_rng(1)
     writer = SummaryWriter(str(tmp_path / "train"))
     for step in range(2):
-        writer.add_image("kept", rng.random((4, 4, 3)), step)
-        writer.add_image("newest", rng.random((4, 4, 3)), step)
+        writer.add_image("kept", rng.random((4, 4, 3)), step, dataformats="HWC")
+        writer.add_image("newest", rng.random((4, 4, 3)), step, dataformats="HWC")
     writer.flush()
     watched = open_page(tmp_path, "?tab=images")
     page = watched.page
@@ -178,8 +178,8 @@ def test_images_follow_live_updates_and_the_run_selection(open_page, tmp_path: P
     page.keyboard.press("ArrowLeft")  # a chosen step stays chosen; the newest step follows
     expect(kept.locator(".kb-image-step")).to_have_text("step 0")
     for step in (2, 3):
-        writer.add_image("kept", rng.random((4, 4, 3)), step)
-        writer.add_image("newest", rng.random((4, 4, 3)), step)
+        writer.add_image("kept", rng.random((4, 4, 3)), step, dataformats="HWC")
+        writer.add_image("newest", rng.random((4, 4, 3)), step, dataformats="HWC")
     writer.close()
     newest = card(page, "images", "newest")
     expect(newest.locator(".kb-image-step")).to_have_text("step 3", timeout=5_000)
@@ -187,7 +187,7 @@ def test_images_follow_live_updates_and_the_run_selection(open_page, tmp_path: P
     assert kept.locator(".kb-image-step").text_content() == "step 0"
     # A new run appears by itself, in its colour; unticking it removes its cards.
     with SummaryWriter(str(tmp_path / "eval")) as other:
-        other.add_image("kept", rng.random((4, 4, 3)), 0)
+        other.add_image("kept", rng.random((4, 4, 3)), 0, dataformats="HWC")
     evaluation = card(page, "images", "kept", "eval").locator(".kb-image-card")
     evaluation.wait_for(timeout=5_000)
     colour = page.locator('.kb-run[data-run="eval"] .kb-swatch').evaluate("s => s.style.background")

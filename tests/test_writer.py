@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from tensorboard.backend.event_processing import plugin_event_accumulator
-from tensorboard.compat.proto import event_pb2, types_pb2
+from tensorboard.compat.proto import event_pb2, summary_pb2, types_pb2
 from tensorboard.util import tensor_util
 
 import kboard.summary
@@ -192,23 +192,23 @@ def test_add_image_uint8_round_trips(tmp_path: Path, dataformats: str, layout: s
     (tensor,) = arrays(acc, "img")
     assert tensor.shape == (3,)
     assert tensor[0] == b"7" and tensor[1] == b"5"  # width, height
-    expected = hwc[:, :, 0] if layout == "HW" else hwc
+    expected = np.repeat(hwc[:, :, :1], 3, axis=2) if layout == "HW" else hwc  # grey -> RGB
     np.testing.assert_array_equal(decode_png(tensor[2]), expected)
     assert acc.SummaryMetadata("img").plugin_data.plugin_name == "images"
 
 
-def test_add_image_floats_are_scaled_and_clipped(tmp_path: Path) -> None:
+def test_add_image_floats_are_scaled_clipped_and_truncated_like_torch(tmp_path: Path) -> None:
     pixels = np.array(
         [[[0.0, 0.5, 1.0, 1.0], [1.5, -0.2, np.nan, 0.25]]], dtype=np.float32
     )  # 1x2 RGBA
     with SummaryWriter(tmp_path) as writer:
-        writer.add_image("rgba", pixels, 0)
-        writer.add_image("grey", Arrayish(np.array([[[0.2], [0.8]]])), 0)
+        writer.add_image("rgba", pixels, 0, dataformats="HWC")
+        writer.add_image("grey", Arrayish(np.array([[[0.2], [0.8]]])), 0, dataformats="HWC")
     acc = load(tmp_path)
     rgba = decode_png(arrays(acc, "rgba")[0][2])
-    np.testing.assert_array_equal(rgba, [[[0, 128, 255, 255], [255, 0, 0, 64]]])
+    np.testing.assert_array_equal(rgba, [[[0, 127, 255, 255], [255, 0, 0, 63]]])  # NaN -> 0
     grey = decode_png(arrays(acc, "grey")[0][2])
-    np.testing.assert_array_equal(grey, [[51, 204]])  # 1x2 grey
+    np.testing.assert_array_equal(grey, [[[51, 51, 51], [204, 204, 204]]])  # 1x2, as RGB
 
 
 def test_add_images_writes_several_samples_in_one_step(tmp_path: Path) -> None:
@@ -216,7 +216,7 @@ def test_add_images_writes_several_samples_in_one_step(tmp_path: Path) -> None:
     nhwc = rng.integers(0, 256, size=(4, 3, 6, 4), dtype=np.uint8)
     with SummaryWriter(tmp_path) as writer:
         writer.add_images("batch", nhwc.transpose(0, 3, 1, 2), 5, dataformats="NCHW")
-        writer.add_images("batch", nhwc[:2], 6)
+        writer.add_images("batch", nhwc[:2], 6, dataformats="NHWC")
         writer.add_images("grey", nhwc[:, :, :, 0], 5, dataformats="NHW")
     acc = load(tmp_path)
     first, second = arrays(acc, "batch")
@@ -225,8 +225,180 @@ def test_add_images_writes_several_samples_in_one_step(tmp_path: Path) -> None:
     for i, png in enumerate(first[2:]):
         np.testing.assert_array_equal(decode_png(png), nhwc[i])
     np.testing.assert_array_equal(decode_png(second[3]), nhwc[1])
-    np.testing.assert_array_equal(decode_png(arrays(acc, "grey")[0][5]), nhwc[3, :, :, 0])
+    grey = decode_png(arrays(acc, "grey")[0][5])
+    np.testing.assert_array_equal(grey, np.repeat(nhwc[3, :, :, :1], 3, axis=2))
     assert [e.step for e in acc.Tensors("batch")] == [5, 6]
+
+
+def test_add_image_defaults_to_chw_like_torch(tmp_path: Path) -> None:
+    chw = np.zeros((3, 32, 24))
+    chw[0] = 1.0  # red
+    with SummaryWriter(tmp_path) as writer:
+        writer.add_image("x", chw, 0)
+        writer.add_images("batch", np.stack([chw, chw[::-1]]), 0)
+    acc = load(tmp_path)
+    (single,) = arrays(acc, "x")
+    assert list(single[:2]) == [b"24", b"32"]  # width, height
+    red = np.zeros((32, 24, 3), dtype=np.uint8)
+    red[:, :, 0] = 255
+    np.testing.assert_array_equal(decode_png(single[2]), red)
+    (batch,) = arrays(acc, "batch")
+    assert list(batch[:2]) == [b"24", b"32"] and len(batch) == 4
+    np.testing.assert_array_equal(decode_png(batch[2]), red)
+    np.testing.assert_array_equal(decode_png(batch[3]), red[:, :, ::-1])  # blue
+
+
+class DeviceTensor:
+    """A tensor on another device that requires grad: ``.numpy()`` works after detach, cpu."""
+
+    def __init__(self, data: np.ndarray, detached: bool = False, on_cpu: bool = False) -> None:
+        self._data, self._detached, self._on_cpu = data, detached, on_cpu
+
+    def detach(self) -> DeviceTensor:
+        return DeviceTensor(self._data, True, self._on_cpu)
+
+    def cpu(self) -> DeviceTensor:
+        return DeviceTensor(self._data, self._detached, True)
+
+    def numpy(self) -> np.ndarray:
+        if not (self._detached and self._on_cpu):
+            raise RuntimeError("call .detach().cpu() first")
+        return self._data
+
+
+def test_add_image_takes_tensors_that_need_detach_and_cpu(tmp_path: Path) -> None:
+    chw = np.random.default_rng(4).integers(0, 256, size=(3, 2, 5), dtype=np.uint8)
+    with SummaryWriter(tmp_path) as writer:
+        writer.add_image("img", DeviceTensor(chw), 0)
+    (tensor,) = arrays(load(tmp_path), "img")
+    np.testing.assert_array_equal(decode_png(tensor[2]), chw.transpose(1, 2, 0))
+
+
+# --- the same pixels as torch.utils.tensorboard ------------------------------------------
+
+
+def _float_with_extremes(shape: tuple[int, ...]) -> np.ndarray:
+    """Floats mostly in [0, 1], with a few out of range and infinities (clipped)."""
+    data = np.random.default_rng(5).uniform(-0.3, 1.3, size=shape).astype(np.float32)
+    data.flat[:3] = [np.inf, -np.inf, 1 / 3]
+    return data
+
+
+# (id, method, input builder (gets the torch module), extra keyword arguments)
+TORCH_CASES = [
+    ("chw-float64", "add_image", lambda t: np.random.default_rng(6).random((3, 5, 7)), {}),
+    ("chw-float32-clipped", "add_image", lambda t: _float_with_extremes((3, 5, 7)), {}),
+    ("chw-1-channel", "add_image", lambda t: np.random.default_rng(7).random((1, 5, 7)), {}),
+    ("chw-4-channel", "add_image", lambda t: np.random.default_rng(8).random((4, 5, 7)), {}),
+    (
+        "hwc-uint8",
+        "add_image",
+        lambda t: np.random.default_rng(9).integers(0, 256, (5, 7, 3), dtype=np.uint8),
+        {"dataformats": "HWC"},
+    ),
+    (
+        "hwc-4-channel-uint8",
+        "add_image",
+        lambda t: np.random.default_rng(10).integers(0, 256, (5, 7, 4), dtype=np.uint8),
+        {"dataformats": "HWC"},
+    ),
+    (
+        "hwc-1-channel",
+        "add_image",
+        lambda t: np.random.default_rng(11).random((5, 7, 1)),
+        {"dataformats": "HWC"},
+    ),
+    ("hw", "add_image", lambda t: np.random.default_rng(12).random((5, 7)), {"dataformats": "HW"}),
+    ("wh", "add_image", lambda t: np.random.default_rng(13).random((7, 5)), {"dataformats": "WH"}),
+    (
+        "cwh-lower-case",
+        "add_image",
+        lambda t: np.random.default_rng(14).random((3, 7, 5)),
+        {"dataformats": "cwh"},
+    ),
+    (
+        "int64-scaled-like-floats",
+        "add_image",
+        lambda t: np.random.default_rng(15).integers(0, 3, (3, 5, 7)),
+        {},
+    ),
+    ("bool", "add_image", lambda t: np.random.default_rng(16).random((3, 5, 7)) > 0.5, {}),
+    ("torch-float-requires-grad", "add_image", lambda t: t.rand(3, 5, 7, requires_grad=True), {}),
+    ("torch-float16", "add_image", lambda t: t.rand(1, 5, 7, dtype=t.float16), {}),
+    (
+        "torch-uint8-hwc",
+        "add_image",
+        lambda t: t.randint(0, 256, (5, 7, 4), dtype=t.uint8),
+        {"dataformats": "HWC"},
+    ),
+    ("nchw", "add_images", lambda t: np.random.default_rng(17).random((1, 3, 5, 7)), {}),
+    ("nchw-1-channel", "add_images", lambda t: _float_with_extremes((1, 1, 5, 7)), {}),
+    (
+        "nhwc-uint8",
+        "add_images",
+        lambda t: np.random.default_rng(18).integers(0, 256, (1, 5, 7, 3), dtype=np.uint8),
+        {"dataformats": "NHWC"},
+    ),
+    ("torch-nchw", "add_images", lambda t: t.rand(1, 3, 5, 7, requires_grad=True), {}),
+]
+
+
+@pytest.fixture(scope="module")
+def torch():
+    """The torch module (CI installs it; skip locally without it)."""
+    return pytest.importorskip("torch")
+
+
+def written_images(logdir: Path) -> list[event_pb2.Event]:
+    """Return the events of the only event file in ``logdir`` that carry a summary."""
+    (path,) = event_files(logdir)
+    return [e for e in read_events(path) if e.HasField("summary")]
+
+
+def write_with_both(
+    torch, tmp_path: Path, method: str, img_tensor, **kwargs
+) -> tuple[summary_pb2.Summary.Image, np.ndarray]:
+    """Write ``img_tensor`` with torch's writer and kboard's; return torch's image, ours."""
+    from torch.utils.tensorboard import SummaryWriter as TorchWriter
+
+    with TorchWriter(str(tmp_path / "torch")) as writer:
+        getattr(writer, method)("img", img_tensor, 3, **kwargs)
+    with SummaryWriter(tmp_path / "kboard") as writer:
+        getattr(writer, method)("img", img_tensor, 3, **kwargs)
+    (theirs,) = written_images(tmp_path / "torch")
+    (ours,) = written_images(tmp_path / "kboard")
+    assert theirs.step == ours.step == 3
+    return theirs.summary.value[0].image, tensor_util.make_ndarray(ours.summary.value[0].tensor)
+
+
+@pytest.mark.parametrize(
+    ("method", "make", "kwargs"),
+    [case[1:] for case in TORCH_CASES],
+    ids=[case[0] for case in TORCH_CASES],
+)
+def test_images_have_the_pixels_torch_writes(
+    torch, tmp_path: Path, method: str, make, kwargs: dict
+) -> None:
+    theirs, ours = write_with_both(torch, tmp_path, method, make(torch), **kwargs)
+    assert ours.shape == (3,)  # width, height, one PNG
+    expected = decode_png(theirs.encoded_image_string)
+    pixels = decode_png(ours[2])
+    assert pixels.dtype == expected.dtype == np.uint8
+    np.testing.assert_array_equal(pixels, expected)
+    assert (int(ours[0]), int(ours[1])) == (theirs.width, theirs.height)
+    assert pixels.shape == (theirs.height, theirs.width, theirs.colorspace)
+
+
+def test_a_batch_is_torch_grid_cut_into_samples(torch, tmp_path: Path) -> None:
+    batch = torch.rand(10, 1, 5, 7)  # torch: one grid, 8 columns, 2 rows, grey as RGB
+    theirs, ours = write_with_both(torch, tmp_path, "add_images", batch)
+    grid = decode_png(theirs.encoded_image_string)
+    assert grid.shape == (2 * 5, 8 * 7, 3) and theirs.colorspace == 3
+    assert list(ours[:2]) == [b"7", b"5"] and len(ours) == 2 + 10
+    for i, png in enumerate(ours[2:]):
+        row, column = divmod(i, 8)
+        tile = grid[row * 5 : (row + 1) * 5, column * 7 : (column + 1) * 7]
+        np.testing.assert_array_equal(decode_png(png), tile)
 
 
 def test_add_histogram_default_buckets(tmp_path: Path) -> None:
@@ -440,13 +612,23 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
         (lambda w: w.add_scalar("s", 1.0, walltime="now"), TypeError, "walltime"),
         (lambda w: w.add_scalar("", 1.0), ValueError, "tag"),
         (lambda w: w.add_scalar(3, 1.0), TypeError, "tag"),
-        (lambda w: w.add_image("i", np.zeros((4, 4, 3)), dataformats="WHC"), ValueError, "HWC"),
+        (lambda w: w.add_image("i", np.zeros((4, 4, 3)), dataformats="HWX"), ValueError, "HWC"),
+        (lambda w: w.add_image("i", np.zeros((4, 4, 3)), dataformats="HHC"), ValueError, "once"),
+        (lambda w: w.add_image("i", np.zeros((4, 4, 3)), dataformats=3), ValueError, "CHW"),
         (lambda w: w.add_image("i", np.zeros((4, 4)), dataformats="HWC"), ValueError, "3-D"),
-        (lambda w: w.add_image("i", np.zeros((4, 4, 2))), ValueError, "channels"),
-        (lambda w: w.add_image("i", np.zeros((0, 4, 3))), ValueError, "1x1"),
-        (lambda w: w.add_image("i", np.full((2, 2, 3), 300)), ValueError, "0..255"),
-        (lambda w: w.add_image("i", np.full((2, 2, 3), "a")), TypeError, "dtype"),
-        (lambda w: w.add_images("i", np.zeros((4, 4, 3))), ValueError, "4-D"),
+        (lambda w: w.add_image("i", np.zeros((4, 4))), ValueError, r"'CHW'.*2-D.*'HW'"),
+        (
+            lambda w: w.add_image("i", np.zeros((4, 4, 2)), dataformats="HWC"),
+            ValueError,
+            "channels",
+        ),
+        (lambda w: w.add_image("i", np.zeros((5, 4, 4))), ValueError, "channels"),
+        (lambda w: w.add_image("i", np.zeros((8, 8, 3))), ValueError, "dataformats='HWC'"),
+        (lambda w: w.add_images("i", np.zeros((2, 8, 8, 3))), ValueError, "'NHWC'"),
+        (lambda w: w.add_image("i", np.zeros((0, 4, 3)), dataformats="HWC"), ValueError, "1x1"),
+        (lambda w: w.add_image("i", np.full((3, 2, 2), "a")), TypeError, "dtype"),
+        (lambda w: w.add_image("i", np.full((3, 2, 2), 1j)), TypeError, "dtype"),
+        (lambda w: w.add_images("i", np.zeros((4, 4, 3))), ValueError, r"'NCHW'.*4-D.*3-D"),
         (
             lambda w: w.add_images("i", np.zeros((1, 4, 4, 3)), dataformats="HWC"),
             ValueError,
@@ -606,7 +788,7 @@ def test_writing_does_not_import_tensorflow(tmp_path: Path) -> None:
         "import kboard.summary\n"
         "from kboard.writer import SummaryWriter\n"
         "with SummaryWriter(sys.argv[1]) as w:\n"
-        "    w.add_scalar('s', 1.0); w.add_image('i', np.zeros((2, 2, 3)))\n"
+        "    w.add_scalar('s', 1.0); w.add_image('i', np.zeros((3, 2, 2)))\n"
         "    w.add_histogram('h', [1, 2, 3]); w.add_text('t', 'x')\n"
         "with kboard.summary.create_file_writer(sys.argv[1]).as_default(step=1):\n"
         "    kboard.summary.scalar('s2', 2.0)\n"

@@ -220,7 +220,7 @@ const board = createBoard({
   emptyLines: [
     'Log some with tf.summary.image or SummaryWriter.add_image, or pass write_images=True ' +
       'to Keras’s TensorBoard callback; they appear here as soon as they are flushed.',
-    codeBlock('writer.add_image("samples", hwc_array, global_step=step)'),
+    codeBlock('writer.add_image("samples", chw_array, global_step=step)  # or dataformats="HWC"'),
   ],
   makeCard: (run, tag, info) => new ImageSet(run, tag, info),
 });
