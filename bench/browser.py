@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 from bench.generate import generate
-from bench.run import free_port
+from bench.server import served
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -75,26 +73,9 @@ def main(argv: list[str] | None = None) -> None:
     logdir = args.logdir or tempfile.mkdtemp(prefix="kboard-browser-bench-")
     if not any(Path(logdir).rglob("*tfevents*")):
         generate(logdir, args.runs, args.tags, args.steps)
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kboard",
-            "serve",
-            "--logdir",
-            logdir,
-            "--port",
-            str(port),
-            "--no-watch",
-            "--reload-interval",
-            "3600",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}/"
-    try:
+    server_args = ("--no-watch", "--reload-interval", "3600", "--port", "0")
+    with served(logdir, *server_args, timeout=600) as server:  # it reads the logdir first
+        base = f"http://127.0.0.1:{server.port}/"
         started = time.perf_counter()
         while True:  # wait until the server has loaded the logdir
             try:
@@ -117,9 +98,6 @@ def main(argv: list[str] | None = None) -> None:
                 zoom_ms = page.evaluate(ZOOM)
                 results.append((first.json_value(), visible.json_value(), zoom_ms))
             browser.close()
-    finally:
-        server.kill()
-        server.wait()
     first, visible, zoom = (sorted(col)[1] for col in zip(*results))
     print(
         f"{args.runs} runs x {args.tags} tags x {args.steps} steps, Chromium headless, "

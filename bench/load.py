@@ -18,9 +18,6 @@ import json
 import multiprocessing
 import os
 import re
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,6 +28,7 @@ from urllib.parse import urlencode
 import numpy as np
 
 from bench.generate import file_version_record, scalar_event
+from bench.server import served
 from kboard.tfevents.records import encode_record
 
 TAG = "metrics/value"
@@ -141,33 +139,79 @@ def served_points(port: int, runs: int) -> dict[str, tuple[list[int], list[float
     return {s["run"]: (s["steps"], s["values"]) for s in body["series"]}
 
 
-def start_server(logdir: str) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kboard",
-            "serve",
-            "--logdir",
-            logdir,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-cache",
-            "--reload-interval",
-            "1",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+def load(port: int, pid: int, logdir: str, done: str, args: argparse.Namespace) -> bool:
+    """Write, poll and check against the server on ``port`` (process ``pid``); True if it passed."""
+    ctx = multiprocessing.get_context("spawn")
+    pen = ctx.Process(
+        target=writer, args=(logdir, args.runs, args.rate, args.duration, done), daemon=True
     )
-    line = proc.stdout.readline()
-    match = re.search(r"serving at http://[^:]+:(\d+)/", line)
-    if not match:
-        proc.kill()
-        raise RuntimeError(f"kboard serve did not start: {line!r}")
-    return proc, int(match.group(1))
+    started = time.monotonic()
+    pen.start()
+    deadline = started + args.duration
+    for _ in range(100):  # the clients start once the first points are served
+        if TAG in json.dumps(get_json(port, "/api/tags/scalars")):
+            break
+        time.sleep(0.1)
+    clients = [Client(port, deadline, args.runs) for _ in range(args.clients)]
+    for c in clients:
+        c.start()
+    rss: list[tuple[float, int]] = []
+    while time.monotonic() < deadline:
+        rss.append((time.monotonic() - started, rss_kb(pid)))
+        time.sleep(min(1.0, max(deadline - time.monotonic(), 0)))
+    for c in clients:
+        c.join(timeout=60)
+    pen.join(timeout=60)
+    rss.append((time.monotonic() - started, rss_kb(pid)))
+
+    latencies = np.array([x for c in clients for x in c.latencies]) * 1000
+    failures = [f for c in clients for f in c.failures]
+    seconds = time.monotonic() - started
+    print(f"kboard load test: {args.clients} clients, {args.runs} runs, {args.rate} points/s")
+    print(f"  requests    {len(latencies)} in {seconds:.1f} s ({len(latencies) / seconds:.0f}/s)")
+    print(f"  failures    {len(failures)}")
+    for failure in failures[:5]:
+        print(f"    {failure}")
+    if len(latencies):
+        p50, p99 = np.percentile(latencies, [50, 99])
+        print(f"  latency     p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {latencies.max():.1f} ms")
+    shown = rss[:: max(len(rss) // 12, 1)]
+    print("  server RSS  " + ", ".join(f"{t:.0f}s {kb / 1024:.0f} MB" for t, kb in shown))
+    # Warm-up: until every series is longer than a chart shows (answers stop growing).
+    warm_up = max(PAGE_POINTS * 2 * args.runs / args.rate, args.duration / 4)
+    warm = [kb for t, kb in rss if t >= warm_up]
+    if warm:
+        print(
+            f"  RSS after warm-up ({warm_up:.0f} s): {warm[0] / 1024:.0f} MB, then at most "
+            f"{max(warm) / 1024:.0f} MB, {warm[-1] / 1024:.0f} MB at the end "
+            f"({(warm[-1] - warm[0]) / 1024:+.1f} MB)"
+        )
+
+    # Every written point must finally be served, exactly.
+    written = json.loads(Path(done).read_text()) if os.path.exists(done) else None
+    lost = "writer did not finish"
+    if written is not None:
+        expected = {
+            f"run_{run:02d}": (
+                list(range(n)),
+                [value_of(run, s) for s in range(n)],
+            )
+            for run, n in enumerate(written)
+        }
+        for _ in range(120):  # the server catches up within a reload or two
+            got = served_points(port, args.runs)
+            if got == expected:
+                lost = ""
+                break
+            time.sleep(0.25)
+        else:
+            missing = sum(len(v[0]) for v in expected.values()) - sum(
+                len(v[0]) for v in got.values()
+            )
+            lost = f"{missing} points not served, or served wrong"
+    total = sum(written or [])
+    print(f"  written     {total} points; all served exactly: {lost or 'yes'}")
+    return not failures and not lost and len(latencies) > 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,93 +225,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.duration, args.clients, args.runs, args.rate = 3.0, 8, 4, 200
 
-    tmp = tempfile.mkdtemp(prefix="kboard-load-")
-    logdir = os.path.join(tmp, "logs")
-    os.makedirs(logdir)
-    proc, port = start_server(logdir)
-    ok = True
-    try:
-        done = os.path.join(tmp, "written.json")
-        ctx = multiprocessing.get_context("spawn")
-        pen = ctx.Process(
-            target=writer, args=(logdir, args.runs, args.rate, args.duration, done), daemon=True
-        )
-        started = time.monotonic()
-        pen.start()
-        deadline = started + args.duration
-        for _ in range(100):  # the clients start once the first points are served
-            if TAG in json.dumps(get_json(port, "/api/tags/scalars")):
-                break
-            time.sleep(0.1)
-        clients = [Client(port, deadline, args.runs) for _ in range(args.clients)]
-        for c in clients:
-            c.start()
-        rss: list[tuple[float, int]] = []
-        while time.monotonic() < deadline:
-            rss.append((time.monotonic() - started, rss_kb(proc.pid)))
-            time.sleep(min(1.0, max(deadline - time.monotonic(), 0)))
-        for c in clients:
-            c.join(timeout=60)
-        pen.join(timeout=60)
-        rss.append((time.monotonic() - started, rss_kb(proc.pid)))
-
-        latencies = np.array([x for c in clients for x in c.latencies]) * 1000
-        failures = [f for c in clients for f in c.failures]
-        seconds = time.monotonic() - started
-        print(f"kboard load test: {args.clients} clients, {args.runs} runs, {args.rate} points/s")
-        print(
-            f"  requests    {len(latencies)} in {seconds:.1f} s ({len(latencies) / seconds:.0f}/s)"
-        )
-        print(f"  failures    {len(failures)}")
-        for failure in failures[:5]:
-            print(f"    {failure}")
-        if len(latencies):
-            p50, p99 = np.percentile(latencies, [50, 99])
-            print(f"  latency     p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {latencies.max():.1f} ms")
-        shown = rss[:: max(len(rss) // 12, 1)]
-        print("  server RSS  " + ", ".join(f"{t:.0f}s {kb / 1024:.0f} MB" for t, kb in shown))
-        # Warm-up: until every series is longer than a chart shows (answers stop growing).
-        warm_up = max(PAGE_POINTS * 2 * args.runs / args.rate, args.duration / 4)
-        warm = [kb for t, kb in rss if t >= warm_up]
-        if warm:
-            print(
-                f"  RSS after warm-up ({warm_up:.0f} s): {warm[0] / 1024:.0f} MB, then at most "
-                f"{max(warm) / 1024:.0f} MB, {warm[-1] / 1024:.0f} MB at the end "
-                f"({(warm[-1] - warm[0]) / 1024:+.1f} MB)"
-            )
-
-        # Every written point must finally be served, exactly.
-        written = json.loads(Path(done).read_text()) if os.path.exists(done) else None
-        lost = "writer did not finish"
-        if written is not None:
-            expected = {
-                f"run_{run:02d}": (
-                    list(range(n)),
-                    [value_of(run, s) for s in range(n)],
-                )
-                for run, n in enumerate(written)
-            }
-            for _ in range(120):  # the server catches up within a reload or two
-                served = served_points(port, args.runs)
-                if served == expected:
-                    lost = ""
-                    break
-                time.sleep(0.25)
-            else:
-                missing = sum(len(v[0]) for v in expected.values()) - sum(
-                    len(v[0]) for v in served.values()
-                )
-                lost = f"{missing} points not served, or served wrong"
-        total = sum(written or [])
-        print(f"  written     {total} points; all served exactly: {lost or 'yes'}")
-        ok = not failures and not lost and len(latencies) > 0
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="kboard-load-") as tmp:
+        logdir = os.path.join(tmp, "logs")
+        os.makedirs(logdir)
+        server_args = ("--host", "127.0.0.1", "--port", "0", "--no-cache", "--reload-interval", "1")
+        with served(logdir, *server_args) as server:
+            done = os.path.join(tmp, "written.json")
+            ok = load(server.port, server.proc.pid, logdir, done, args)
     print("  result      " + ("PASS" if ok else "FAIL"))
     return 0 if ok else 1
 

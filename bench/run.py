@@ -10,12 +10,10 @@ whole process tree (TensorBoard's Rust data server included). Ratios are against
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
-import socket
-import subprocess
+import signal
 import sys
 import tempfile
 import time
@@ -26,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.generate import generate
+from bench.server import free_port, running, served
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -36,12 +35,6 @@ class Result:
     seconds: float
     peak_mb: float
     points: int
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def process_tree(root: int) -> list[int]:
@@ -81,15 +74,15 @@ def measure(name: str, cmd: list[str], urls: list[str], expected: int, timeout: 
     """Run ``cmd`` and time it until every URL answers with ``expected`` points."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    peaks: dict[int, float] = {}
-    done = 0  # URLs answered in full so far (each is asked until it is, then never again)
-    points = -1
-    try:
+    # SIGKILL: nothing to wait for once measured (the process group goes, data server too).
+    with running(cmd, timeout=timeout, stop_signal=signal.SIGKILL, env=env) as server:
+        peaks: dict[int, float] = {}
+        done = 0  # URLs answered in full so far (each is asked until it is, then never again)
+        points = -1
         while done < len(urls):
             if time.perf_counter() - started > timeout:
                 raise RuntimeError(f"{name}: no full answer within {timeout}s ({done} done)")
-            for pid in process_tree(proc.pid):
+            for pid in process_tree(server.proc.pid):
                 peaks.setdefault(pid, 0.0)
             peak_rss_mb(peaks)
             try:
@@ -102,14 +95,9 @@ def measure(name: str, cmd: list[str], urls: list[str], expected: int, timeout: 
             else:
                 time.sleep(0.02)
         elapsed = time.perf_counter() - started
-        for pid in process_tree(proc.pid):
+        for pid in process_tree(server.proc.pid):
             peaks.setdefault(pid, 0.0)
         return Result(name, elapsed, peak_rss_mb(peaks), points)
-    finally:
-        for pid in reversed(process_tree(proc.pid)):
-            with contextlib.suppress(OSError):
-                os.kill(pid, 9)
-        proc.wait()
 
 
 def servers(
@@ -183,42 +171,25 @@ def live_latency_s(runs: int, repeat: int = 5) -> float:
         for w in writers:
             w.add_scalar("loss", 0.0, 0)
             w.flush()
-        port = free_port()
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kboard",
-                "serve",
-                "--logdir",
-                logdir,
-                "--port",
-                str(port),
-                "--no-cache",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}/api/scalars?tag=loss&run=run_000&points=100000"
         times = []
         try:
-            for step in range(1, repeat + 2):
-                writers[0].add_scalar("loss", float(step), step)
-                writers[0].flush()
-                written = time.perf_counter()
-                while time.perf_counter() - written < 30:
-                    try:
-                        with urllib.request.urlopen(url, timeout=10) as response:
-                            if json.loads(response.read())["series"][0]["steps"][-1] == step:
-                                break
-                    except (urllib.error.URLError, ConnectionError):
-                        pass
-                    time.sleep(0.005)
-                if step > 1:  # the first one also waits for the server to start
-                    times.append(time.perf_counter() - written)
+            with served(logdir, "--port", "0", "--no-cache") as server:
+                url = f"http://127.0.0.1:{server.port}/api/scalars?tag=loss&run=run_000"
+                for step in range(1, repeat + 2):
+                    writers[0].add_scalar("loss", float(step), step)
+                    writers[0].flush()
+                    written = time.perf_counter()
+                    while time.perf_counter() - written < 30:
+                        try:
+                            with urllib.request.urlopen(url + "&points=100000", timeout=10) as r:
+                                if json.loads(r.read())["series"][0]["steps"][-1] == step:
+                                    break
+                        except (urllib.error.URLError, ConnectionError):
+                            pass
+                        time.sleep(0.005)
+                    if step > 1:  # the first one also waits for the server's first read
+                        times.append(time.perf_counter() - written)
         finally:
-            proc.kill()
-            proc.wait()
             for w in writers:
                 w.close()
     return sorted(times)[len(times) // 2]

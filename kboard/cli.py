@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -23,22 +24,49 @@ from kboard.version import __version__
 _KIND_ORDER = (Kind.SCALARS, Kind.IMAGES, Kind.HISTOGRAMS, Kind.TEXT, Kind.MODEL, Kind.OTHER)
 
 
+# Exit statuses beyond click's 0 (success), 1 (an error, said on stderr) and 2 (bad usage).
+EXIT_PROBLEMS = 3  # inspect read the logdir and listed problems in its files
+
+
 def _logdir_option(func):  # type: ignore[no-untyped-def]
+    """--logdir (one path, never split) or --logdir_spec (several, named), as ``logdir``."""
+
+    @functools.wraps(func)
+    def with_logdir(*args, logdir: str | None, logdir_spec: str | None, **kwargs):  # type: ignore[no-untyped-def]
+        return func(*args, logdir=logdir_choice(logdir, logdir_spec), **kwargs)
+
+    with_logdir = click.option(
+        "--logdir_spec",
+        metavar="NAME:PATH,...",
+        help="Several logdirs, each named: name1:path1,name2:path2 (TensorBoard's flag); "
+        "their runs are named name1/..., name2/....",
+    )(with_logdir)
     return click.option(
         "--logdir",
-        required=True,
         metavar="DIR",
-        help="Directory of runs, or several as name1:path1,name2:path2.",
-    )(func)
+        help="Directory of runs: one path, taken as it is (':' and ',' included).",
+    )(with_logdir)
 
 
-def read_logdir(logdir: str) -> DataProvider:
-    """Read a logdir once, turning a bad spec or a missing directory into a CLI error."""
+def logdir_choice(logdir: str | None, logdir_spec: str | None) -> str | dict[str, str]:
+    """The one path of --logdir, or the named paths of --logdir_spec (exactly one given)."""
+    if logdir is not None and logdir_spec is not None:
+        raise click.UsageError("give --logdir or --logdir_spec, not both")
+    if logdir_spec is not None:
+        try:
+            return parse_logdir_spec(logdir_spec)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+    if not logdir:
+        raise click.UsageError("missing --logdir DIR (or --logdir_spec name1:path1,name2:path2)")
+    return logdir
+
+
+def read_logdir(logdir: str | dict[str, str]) -> DataProvider:
+    """Read a logdir once, turning a missing directory or a file into a CLI error."""
     try:
         return load_logdir(logdir)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, NotADirectoryError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -46,10 +74,9 @@ def _listen_options(func):  # type: ignore[no-untyped-def]
     """The --host and --port options of the commands that serve the page."""
     func = click.option(
         "--port",
-        default=6006,
-        show_default=True,
         type=click.IntRange(0, 65535),
-        help="Port to listen on; if taken, the next free one is used and said so.",
+        help="Port to listen on; taken, it is an error; 0 takes any free port "
+        "[default: 6006, or the next free one, said so].",
     )(func)
     return click.option(
         "--host",
@@ -72,9 +99,17 @@ def cli(verbose: bool) -> None:
 
 @cli.command()
 @_logdir_option
-def inspect(logdir: str) -> None:
-    """List runs, tags, points and step ranges, and any problem found."""
-    click.echo(describe(read_logdir(logdir)))
+@click.pass_context
+def inspect(ctx: click.Context, logdir: str | dict[str, str]) -> None:
+    """List runs, tags, points and step ranges, and any problem found.
+
+    Exits 0 when no problem was found, 3 when problems are listed, 1 when the logdir cannot
+    be read.
+    """
+    data = read_logdir(logdir)
+    click.echo(describe(data))
+    if data.problems():
+        ctx.exit(EXIT_PROBLEMS)
 
 
 def describe(data: DataProvider) -> str:
@@ -155,7 +190,7 @@ def _series_line(data: DataProvider, run: str, kind: Kind, tag: str, info: TagIn
     help="Write JSON (the default for an output file ending in .json).",
 )
 def export(
-    logdir: str,
+    logdir: str | dict[str, str],
     output: str,
     runs: str | None,
     tags: str | None,
@@ -185,8 +220,14 @@ def export(
         with click.progressbar(
             length=total, label="exporting", file=sys.stderr, hidden=not show_progress
         ) as bar:
-            write_export(data, out, sel, fmt=fmt, layout=layout, progress=bar.update)
+            rows = write_export(data, out, sel, fmt=fmt, layout=layout, progress=bar.update)
         out.flush()
+    except BrokenPipeError:
+        if not to_stdout:
+            raise click.ClickException(f"cannot write {output}: broken pipe") from None
+        # The reader went away (``| head``): stop quietly, as cat and grep do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
     except OSError as exc:
         raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
     finally:
@@ -195,7 +236,8 @@ def export(
         else:
             out.close()
     if not to_stdout:
-        click.echo(f"wrote {total} {kind} rows to {output}", err=True)
+        what = "rows (one per step)" if layout == "wide" and kind == "scalars" else "rows"
+        click.echo(f"wrote {rows} {what} to {output}", err=True)
 
 
 @cli.command()
@@ -229,9 +271,9 @@ def export(
 )
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
 def serve(
-    logdir: str,
+    logdir: str | dict[str, str],
     host: str,
-    port: int,
+    port: int | None,
     reload_interval: float,
     no_watch: bool,
     threads: int,
@@ -241,10 +283,6 @@ def serve(
     """Serve the dashboard for a logdir until Ctrl-C."""
     from kboard.server.serve import serve_forever
 
-    try:
-        parse_logdir_spec(logdir)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
     serve_forever(
         logdir,
         host=host,
@@ -265,7 +303,7 @@ def serve(
     type=click.IntRange(1, 10_000),
     help="Epochs to train the demo model for.",
 )
-def demo(host: str, port: int, epochs: int) -> None:
+def demo(host: str, port: int | None, epochs: int) -> None:
     """Train a small Keras model in the background and watch it live (needs kboard[tf])."""
     from kboard.demo import run_demo
 

@@ -167,7 +167,7 @@ def tensorflow_available() -> bool:
         return False
 
 
-def run_demo(*, host: str, port: int, epochs: int) -> None:
+def run_demo(*, host: str, port: int | None, epochs: int) -> None:
     """Serve a temporary logdir while a child process trains into it; clean up on Ctrl-C."""
     from kboard.server.serve import serve_forever
 

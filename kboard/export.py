@@ -190,7 +190,10 @@ def csv_chunks(
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[str]:
     """Yield an export as RFC 4180 CSV text (CRLF line ends), in chunks."""
-    header, chunks = table(data, sel, layout, progress)
+    return _csv_text(*table(data, sel, layout, progress))
+
+
+def _csv_text(header: list[str], chunks: Rows) -> Iterator[str]:
     yield ",".join(csv_cell(h) for h in header) + "\r\n"
     text_at = [i for i, name in enumerate(header) if name in TEXT_COLUMNS]
     cell = functools.lru_cache(maxsize=1024)(csv_cell)
@@ -214,7 +217,10 @@ def json_chunks(
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[str]:
     """Yield an export as a JSON array of row objects (non-finite values as strings)."""
-    header, chunks = table(data, sel, layout, progress)
+    return _json_text(*table(data, sel, layout, progress))
+
+
+def _json_text(header: list[str], chunks: Rows) -> Iterator[str]:
     keys = [json.dumps(h, ensure_ascii=False) + ":" for h in header]
     text_at = {i for i, name in enumerate(header) if name in TEXT_COLUMNS}
     name = functools.lru_cache(maxsize=1024)(lambda t: json.dumps(t, ensure_ascii=False))
@@ -241,10 +247,19 @@ def write_export(
     fmt: str = "csv",
     layout: str = "long",
     progress: Callable[[int], None] | None = None,
-) -> None:
-    """Write a whole export to a text stream."""
+) -> int:
+    """Write a whole export to a text stream; return the number of rows written."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
-    chunks = json_chunks if fmt == "json" else csv_chunks
-    for chunk in chunks(data, sel, layout, progress):
-        out.write(chunk)
+    header, chunks = table(data, sel, layout, progress)
+    rows = 0
+
+    def counted() -> Rows:
+        nonlocal rows
+        for chunk in chunks:
+            rows += len(chunk)
+            yield chunk
+
+    for text in (_json_text if fmt == "json" else _csv_text)(header, counted()):
+        out.write(text)
+    return rows

@@ -9,7 +9,7 @@ run whose directory is gone disappears.
 Symlinks: a symlinked event file is read, wherever it points (the person who runs kboard put
 it there; requests never name paths). A symlinked directory is not followed (logged once), so
 a symlink loop or a link to ``/`` can never make a reload walk forever; to show runs kept
-elsewhere, name them on the command line: ``--logdir here:DIR,there:OTHER_DIR``.
+elsewhere, name them on the command line: ``--logdir_spec here:DIR,there:OTHER_DIR``.
 
 Problems (corrupt records, unreadable files and directories, a zero-filled tail that stays
 unwritten for ``pending_report_seconds``) go to the store and the log, once each; they never
@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -42,6 +43,7 @@ from kboard.tfevents.records import (
 log = logging.getLogger("kboard")
 
 EVENT_FILE_MARKER = "tfevents"
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # How long a zero-filled tail may wait for its data before it is reported.
 PENDING_REPORT_SECONDS = 60.0
 
@@ -52,18 +54,34 @@ def is_event_file(name: str) -> bool:
 
 
 def parse_logdir_spec(spec: str) -> dict[str, str]:
-    """Parse ``DIR`` or ``name1:path1,name2:path2`` into ``{run prefix: path}``."""
-    if "," not in spec and ":" not in spec:
-        return {"": spec}
+    """Parse TensorBoard's ``--logdir_spec`` ``name1:path1,name2:path2`` into ``{name: path}``.
+
+    The first ``:`` of an entry ends its name, so paths may hold more. One entry may have no
+    name (``path`` alone, or a URL such as ``s3://bucket/x``): its runs are named as under
+    ``--logdir``.
+    """
     entries: dict[str, str] = {}
     for part in spec.split(","):
-        name, sep, path = part.partition(":")
-        if not sep or not name or not path:
+        if _URL.match(part) or ":" not in part:
+            name, path = "", part
+        else:
+            name, _, path = part.partition(":")
+            if not name:
+                raise ValueError(f"bad logdir entry {part!r}: expected name:path")
+        if not path:
             raise ValueError(f"bad logdir entry {part!r}: expected name:path")
         if name in entries:
-            raise ValueError(f"logdir name {name!r} is given twice")
+            what = f"logdir name {name!r} is given twice" if name else "two logdirs have no name"
+            raise ValueError(f"{what}; expected name1:path1,name2:path2")
         entries[name] = path
     return entries
+
+
+def logdir_label(roots: Mapping[str, str]) -> str:
+    """How a logdir is shown: its path, or the spec of several named ones."""
+    if set(roots) == {""}:
+        return roots[""]
+    return ",".join(f"{name}:{path}" if name else path for name, path in roots.items())
 
 
 def run_name(prefix: str, relpath: str) -> str:
@@ -129,7 +147,8 @@ class LogdirReader:
         cache: RunCache | None = None,
         pending_report_seconds: float = PENDING_REPORT_SECONDS,
     ) -> None:
-        self.roots = parse_logdir_spec(logdir) if isinstance(logdir, str) else dict(logdir)
+        # One path (never split), or {name: path} for several (see parse_logdir_spec).
+        self.roots = {"": logdir} if isinstance(logdir, str) else dict(logdir)
         self.store = store if store is not None else Store()
         self.max_record_bytes = max_record_bytes
         self.cache = cache
@@ -141,7 +160,11 @@ class LogdirReader:
 
     def missing_roots(self) -> list[str]:
         """Return the logdir paths that do not exist (yet)."""
-        return [p for p in self.roots.values() if not os.path.isdir(p)]
+        return [p for p in self.roots.values() if not os.path.exists(p)]
+
+    def file_roots(self) -> list[str]:
+        """Return the logdir paths that are files, not directories (a mistake to report)."""
+        return [p for p in self.roots.values() if os.path.exists(p) and not os.path.isdir(p)]
 
     def reload(self) -> ReloadReport:
         """Read whatever is new on disk into the store."""
@@ -248,7 +271,7 @@ class LogdirReader:
             self._links_seen.add(path)
             log.warning(
                 "not following symlinked directory %s (symlinked directories are not read; "
-                "name other logdirs with --logdir name:path,...)",
+                "name other logdirs with --logdir_spec name:path,...)",
                 path,
             )
 

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +42,7 @@ from kboard.cache import RunCache, default_cache_dir
 from kboard.downsample import minmax_indices
 from kboard.histograms import BASIS_POINTS, DISPLAY_BINS, clean_buckets, percentiles, rebin
 from kboard.histograms import value_range as histogram_range
-from kboard.ingest import LogdirReader, parse_logdir_spec
+from kboard.ingest import LogdirReader, logdir_label, parse_logdir_spec
 from kboard.jsonsafe import float_list
 from kboard.model import model_view as model_tree
 from kboard.store import NotFound, Problem, Sample, ScalarColumns, Store
@@ -60,6 +61,8 @@ __all__ = [
     "X_MODES",
     "default_cache_dir",
     "load_logdir",
+    "logdir_label",
+    "not_a_directory",
     "parse_logdir_spec",
 ]
 
@@ -315,18 +318,30 @@ class DataProvider:
         return {"run": run, "tag": tag, "step": latest.step, "model": view}
 
 
-def load_logdir(logdir: str, *, cache: RunCache | None = None) -> DataProvider:
-    """Read a logdir once and answer questions about it.
+def load_logdir(logdir: str | Mapping[str, str], *, cache: RunCache | None = None) -> DataProvider:
+    """Read a logdir (one path, or ``{name: path}``) once and answer questions about it.
 
-    ``ValueError`` for a bad ``name:path,...`` spec; ``FileNotFoundError`` when a logdir
-    does not exist.
+    ``FileNotFoundError`` when a logdir does not exist, ``NotADirectoryError`` when it is a
+    file.
     """
-    reader = LogdirReader(parse_logdir_spec(logdir), cache=cache)
+    reader = LogdirReader(logdir, cache=cache)
     missing = reader.missing_roots()
     if missing:
         raise FileNotFoundError(f"logdir not found: {', '.join(missing)}")
+    files = reader.file_roots()
+    if files:
+        raise NotADirectoryError(not_a_directory(files[0]))
     reader.reload()
-    return DataProvider(reader.store, logdir)
+    return DataProvider(reader.store, logdir_label(reader.roots))
+
+
+def not_a_directory(path: str) -> str:
+    """Say that a logdir is a file, and which directory was probably meant."""
+    parent = os.path.dirname(os.path.abspath(path))
+    return (
+        f"logdir {path} is a file, not a directory: a logdir is the directory that holds "
+        f"runs (directories of event files); did you mean --logdir {parent}?"
+    )
 
 
 def _count_in_range(x: np.ndarray, xmin: float | None, xmax: float | None) -> int:

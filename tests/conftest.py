@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench.server import Server, running_kboard
 from kboard.tfevents.records import encode_record
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -16,6 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["KBOARD_CACHE_DIR"] = tempfile.mkdtemp(prefix="kboard-test-cache-")
 
 STEPS = 6
+# Longer than any test runs a server: a hung test's server is stopped after this many seconds.
+SERVER_LIFETIME = 300.0
 
 
 def _tf():
@@ -119,6 +125,24 @@ def mixed_logdir(
             )
             writer.add_histogram("w", np.linspace(-1, 1, 100) * (step + 1), step)
     return logdir
+
+
+@pytest.fixture()
+def kboard_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start ``python -m kboard ARGS`` processes, each once it prints its URL; all stop after.
+
+    ``server = kboard_server("serve", "--logdir", logdir)`` gives ``server.url``, ``.port``,
+    ``.proc``, ``.output()`` and ``.stop()`` (SIGTERM; ``stop_signal=signal.SIGINT`` for Ctrl-C).
+    """
+    numbers = itertools.count()
+    with contextlib.ExitStack() as stack:
+
+        def start(*args: str | Path, **kwargs) -> Server:
+            kwargs.setdefault("lifetime", SERVER_LIFETIME)
+            kwargs.setdefault("log", tmp_path / f"kboard-{next(numbers)}.log")
+            return stack.enter_context(running_kboard(*args, **kwargs))
+
+        yield start
 
 
 @pytest.fixture()

@@ -43,7 +43,7 @@ def test_inspect_reports_problems(tmp_path: Path) -> None:
     bad.parent.mkdir()
     bad.write_text("hello, I am a text file\n")
     result = kboard("inspect", "--logdir", str(tmp_path))
-    assert result.returncode == 0
+    assert result.returncode == 3  # problems listed (docs/cli.md)
     assert "problems (1)" in result.stdout and "length checksum" in result.stdout
     assert "run ok" in result.stdout
 
@@ -122,3 +122,85 @@ def test_every_command_and_option_is_documented() -> None:
             for opt in param.opts:
                 if opt.startswith("--"):
                     assert f"`{opt}" in doc, f"kboard {name} {opt} is not in docs/cli.md"
+
+
+def test_logdir_is_one_path_never_split(tmp_path: Path) -> None:
+    logdir = tmp_path / "2024-01-01T10:00,sweep"
+    write_events(logdir / "run" / "events.out.tfevents.1", [scalar_event("loss", 0, 1.0)])
+    result = kboard("inspect", "--logdir", str(logdir))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "run run"
+    out = tmp_path / "x.csv"
+    assert kboard("export", "--logdir", str(logdir), "-o", str(out)).returncode == 0
+    assert out.read_text(encoding="utf-8").splitlines()[1].startswith("run,loss,0,")
+
+
+def test_logdir_spec_names_several_logdirs(tmp_path: Path) -> None:
+    write_events(tmp_path / "a:1" / "events.out.tfevents.1", [scalar_event("t", 0, 1.0)])
+    write_events(tmp_path / "b" / "r" / "events.out.tfevents.1", [scalar_event("t", 0, 2.0)])
+    spec = f"first:{tmp_path / 'a:1'},second:{tmp_path / 'b'}"
+    result = kboard("inspect", "--logdir_spec", spec)
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stdout.splitlines() if line.startswith("run ")] == [
+        "run first",
+        "run second/r",
+    ]
+    both = kboard("inspect", "--logdir", str(tmp_path), "--logdir_spec", spec)
+    assert both.returncode == 2 and "not both" in both.stderr
+    neither = kboard("inspect")
+    assert neither.returncode == 2 and "--logdir" in neither.stderr
+    bad = kboard("inspect", "--logdir_spec", "a:/x,/y,/z")
+    assert bad.returncode == 2 and "name1:path1" in bad.stderr
+
+
+def test_a_logdir_that_is_a_file_is_reported_as_such(tmp_path: Path) -> None:
+    event_file = tmp_path / "run" / "events.out.tfevents.1"
+    write_events(event_file, [scalar_event("loss", 0, 1.0)])
+    for command in ("inspect", "export"):
+        result = kboard(command, "--logdir", str(event_file))
+        assert result.returncode == 1, command
+        assert "is a file, not a directory" in result.stderr
+        assert f"--logdir {event_file.parent}" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_inspect_exit_codes(tmp_path: Path) -> None:
+    write_events(tmp_path / "ok" / "events.out.tfevents.1", [scalar_event("a", 0, 1.0)])
+    assert kboard("inspect", "--logdir", str(tmp_path)).returncode == 0
+    assert kboard("inspect", "--logdir", str(tmp_path / "missing")).returncode == 1
+    assert kboard("inspect", "--logdir", str(tmp_path), "--bogus").returncode == 2
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "events.out.tfevents.1").write_bytes(b"\xff" * 64)
+    assert kboard("inspect", "--logdir", str(tmp_path)).returncode == 3
+
+
+def test_export_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    events = [scalar_event("loss", step, float(step)) for step in range(20_000)]
+    write_events(tmp_path / "run" / "events.out.tfevents.1", events)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kboard", "export", "--logdir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline() == b"run,tag,step,wall_time,value\r\n"
+    proc.stdout.close()  # as `| head -1` does
+    try:
+        assert proc.wait(timeout=120) == 0
+        assert proc.stderr.read() == b""
+    finally:
+        proc.kill()
+        proc.stderr.close()
+
+
+def test_wide_export_counts_rows_written(tmp_path: Path) -> None:
+    for run in ("a", "b"):
+        events = [scalar_event("loss", step, 1.0) for step in range(5)]
+        write_events(tmp_path / run / "events.out.tfevents.1", events)
+    out = tmp_path / "wide.csv"
+    result = kboard("export", "--logdir", str(tmp_path), "--format", "wide", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 1 + 5
+    assert f"wrote 5 rows (one per step) to {out}" in result.stderr
+    long = kboard("export", "--logdir", str(tmp_path), "-o", str(tmp_path / "long.csv"))
+    assert "wrote 10 rows to" in long.stderr

@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
-import subprocess
 import sys
 import time
 import urllib.request
@@ -14,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from bench.server import running
+
 from .conftest import STEPS
 
 TB_TIMEOUT = 90
+TB_LIFETIME = 900  # longer than this module runs
 
 
 @pytest.fixture(scope="module")
@@ -40,37 +41,24 @@ def tensorboard_url(mixed_logdir: Path, tmp_path_factory: pytest.TempPathFactory
         "--reload_interval",
         "0",
     ]
-    log_path = tmp_path_factory.mktemp("tensorboard") / "tensorboard.log"
-    log_file = open(log_path, "w")  # noqa: SIM115 - a file, not a pipe, which would fill up
-    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, text=True)
-    url = None
+    log = tmp_path_factory.mktemp("tensorboard") / "tensorboard.log"
     deadline = time.monotonic() + TB_TIMEOUT
-    while time.monotonic() < deadline and proc.poll() is None and url is None:
-        match = re.search(r"(http://[\w.]+:\d+)/", log_path.read_text())
-        url = match.group(1) if match else None
-        time.sleep(0.2)
-    if url is None:
-        proc.kill()
-        log_file.close()
-        pytest.fail("tensorboard did not start:\n" + log_path.read_text())
-    # Wait until it has loaded every run (it loads in the background, run after run).
-    probes = [
-        f"/data/plugin/scalars/scalars?run={run}&tag=loss"
-        for run in ("train", "eval", "torch_style", "kboard_writer")
-    ]
-    while time.monotonic() < deadline:
-        try:
-            if all(len(get_json(url, probe)) == STEPS for probe in probes):
-                break
-        except OSError:
-            pass
-        time.sleep(0.3)
-    else:
-        pytest.fail("tensorboard did not load the logdir in time")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
-    log_file.close()
+    with running(cmd, timeout=TB_TIMEOUT, lifetime=TB_LIFETIME, log=log) as server:
+        # Wait until it has loaded every run (it loads in the background, run after run).
+        probes = [
+            f"/data/plugin/scalars/scalars?run={run}&tag=loss"
+            for run in ("train", "eval", "torch_style", "kboard_writer")
+        ]
+        while time.monotonic() < deadline:
+            try:
+                if all(len(get_json(server.url, probe)) == STEPS for probe in probes):
+                    break
+            except OSError:
+                pass
+            time.sleep(0.3)
+        else:
+            pytest.fail("tensorboard did not load the logdir in time:\n" + server.output())
+        yield server.url
 
 
 def get_json(base: str, path: str):

@@ -74,8 +74,8 @@ def assert_same_as_tensorboard(logdir: Path, run: str, store: Store) -> int:
     return compared
 
 
-def read(logdir: Path | str) -> LogdirReader:
-    reader = LogdirReader(str(logdir))
+def read(logdir: Path | str | dict[str, str]) -> LogdirReader:
+    reader = LogdirReader(logdir if isinstance(logdir, dict) else str(logdir))
     reader.reload()
     return reader
 
@@ -123,10 +123,14 @@ def test_several_logdirs_with_names(tmp_path: Path) -> None:
     write_events(tmp_path / "a" / "events.out.tfevents.1", [scalar_event("t", 0, 1.0)])
     write_events(tmp_path / "b" / "r1" / "events.out.tfevents.1", [scalar_event("t", 0, 2.0)])
     spec = f"first:{tmp_path / 'a'},second:{tmp_path / 'b'}"
-    assert read(spec).store.runs() == ["first", "second/r1"]
+    assert read(parse_logdir_spec(spec)).store.runs() == ["first", "second/r1"]
     assert parse_logdir_spec(str(tmp_path)) == {"": str(tmp_path)}
-    with pytest.raises(ValueError, match="name:path"):
-        parse_logdir_spec("a:/x,/y")
+    assert parse_logdir_spec("s3://bucket/x,local:/data/2024-01-01T10:00") == {
+        "": "s3://bucket/x",
+        "local": "/data/2024-01-01T10:00",
+    }
+    with pytest.raises(ValueError, match="name1:path1"):
+        parse_logdir_spec("a:/x,/y,/z")
 
 
 def test_metadata_only_on_first_event_is_remembered(tmp_path: Path) -> None:

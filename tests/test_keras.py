@@ -8,8 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
-import subprocess
 import sys
 import time
 import urllib.error
@@ -26,6 +24,7 @@ from PIL import Image  # noqa: E402
 from tensorboard.backend.event_processing import plugin_event_accumulator as pea  # noqa: E402
 from tensorboard.util import tensor_util  # noqa: E402
 
+from bench.server import free_port  # noqa: E402
 from kboard.ingest import LogdirReader  # noqa: E402
 from kboard.keras import KBoardCallback  # noqa: E402
 from kboard.store import Store  # noqa: E402
@@ -318,12 +317,6 @@ def test_bad_arguments_are_clear_errors(tmp_path: Path) -> None:
 
 
 # -- kboard demo -----------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def get_json(url: str) -> Any:
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
@@ -334,40 +327,38 @@ def get_json(url: str) -> Any:
         raise
 
 
-def test_demo_trains_while_serving_and_stops_on_ctrl_c() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kboard", "demo", "--port", str(free_port()), "--epochs", "2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+def test_demo_trains_while_serving_and_stops_on_ctrl_c(kboard_server) -> None:
+    server = kboard_server(
+        "demo",
+        "--port",
+        str(free_port()),
+        "--epochs",
+        "2",
+        stop_signal=signal.SIGINT,
+        stop_timeout=30,  # the demo stops its training process first
     )
-    try:
-        line = proc.stdout.readline()
-        match = re.search(r"serving at (http://\S+)/", line)
-        assert match, line
-        url = match.group(1)
-        counts: list[int] = []
-        deadline = time.monotonic() + 90
-        epochs: list[list[int]] = []
-        while time.monotonic() < deadline:
-            batches = get_json(url + "/api/scalars?tag=batch_loss")
-            count = sum(len(s["steps"]) for s in batches["series"]) if batches else 0
-            if count and (not counts or counts[-1] != count):
-                counts.append(count)
-            series = get_json(url + "/api/scalars?tag=epoch_loss")
-            epochs = [s["steps"] for s in series["series"]] if series else []
-            if epochs == [[0, 1], [0, 1]]:
-                break
-            time.sleep(0.1)
-        assert epochs == [[0, 1], [0, 1]]
-        assert len(counts) >= 2, counts  # the dashboard saw the run grow
-        runs = get_json(url + "/api/runs")
-        assert [r["name"] for r in runs["runs"]] == ["digits/train", "digits/validation"]
-        assert runs["problems"] == []
-    finally:
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+    url = server.url
+    counts: list[int] = []
+    deadline = time.monotonic() + 90
+    epochs: list[list[int]] = []
+    while time.monotonic() < deadline:
+        batches = get_json(url + "/api/scalars?tag=batch_loss")
+        count = sum(len(s["steps"]) for s in batches["series"]) if batches else 0
+        if count and (not counts or counts[-1] != count):
+            counts.append(count)
+        series = get_json(url + "/api/scalars?tag=epoch_loss")
+        epochs = [s["steps"] for s in series["series"]] if series else []
+        if epochs == [[0, 1], [0, 1]]:
+            break
+        time.sleep(0.1)
+    assert epochs == [[0, 1], [0, 1]]
+    assert len(counts) >= 2, counts  # the dashboard saw the run grow
+    runs = get_json(url + "/api/runs")
+    assert [r["name"] for r in runs["runs"]] == ["digits/train", "digits/validation"]
+    assert runs["problems"] == []
+    returncode = server.stop()
+    err = server.output()
+    assert returncode == 0, err
     assert "Traceback" not in err and "epoch 2/2" in err
     logdir = re.search(r"into (\S+)", err).group(1)
     assert not Path(logdir).exists()

@@ -1,9 +1,8 @@
-"""`kboard serve` as a user runs it: a real process, real sockets, Ctrl-C to stop."""
+"""`kboard serve` as a user runs it: a real process, real sockets, Ctrl-C or SIGTERM to stop."""
 
 from __future__ import annotations
 
 import json
-import re
 import signal
 import socket
 import subprocess
@@ -14,34 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.server import free_port
+
 from .conftest import scalar_event, write_events
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start(logdir: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kboard", "serve", "--logdir", str(logdir), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()
-    match = re.search(r"serving at (http://\S+)/", line)
-    if not match:
-        proc.kill()
-        pytest.fail(f"no URL printed: {line!r} {proc.stderr.read()}")
-    return proc, match.group(1)
-
-
-def stop(proc: subprocess.Popen[str]) -> str:
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
-    return err
 
 
 @pytest.fixture()
@@ -50,58 +24,94 @@ def logdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_serves_on_localhost_and_stops_on_ctrl_c(logdir: Path) -> None:
-    proc, url = start(logdir, "--port", str(free_port()))
+def test_serves_on_localhost_and_stops_on_ctrl_c(logdir: Path, kboard_server) -> None:
+    server = kboard_server(
+        "serve", "--logdir", logdir, "--port", str(free_port()), stop_signal=signal.SIGINT
+    )
+    url = server.url
     assert url.startswith("http://localhost:")
     with urllib.request.urlopen(url + "/api/runs", timeout=10) as response:
         assert [r["name"] for r in json.loads(response.read())["runs"]] == ["run"]
         assert response.headers["X-Content-Type-Options"] == "nosniff"
     with urllib.request.urlopen(url + "/", timeout=10) as response:
         assert response.headers["Server"] == "kboard"  # waitress, not Flask's debug server
-    err = stop(proc)
-    assert proc.returncode == 0 and "Traceback" not in err
+    assert server.stop() == 0 and "Traceback" not in server.output()
+    assert "kboard: stopped" in server.output()
 
 
-def test_busy_port_moves_to_the_next_and_says_so(logdir: Path) -> None:
+def test_stops_cleanly_on_sigterm(logdir: Path, kboard_server) -> None:
+    server = kboard_server("serve", "--logdir", logdir, "--port", str(free_port()))
+    assert server.stop() == 0  # not -SIGTERM: the server stopped as on Ctrl-C
+    assert "kboard: stopped" in server.output() and "Traceback" not in server.output()
+
+
+def test_a_taken_port_that_was_asked_for_is_an_error(logdir: Path) -> None:
     port = free_port()
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", port))
         busy.listen()
-        proc, url = start(logdir, "--port", str(port))
-        try:
-            assert not url.endswith(f":{port}")
-            with urllib.request.urlopen(url + "/api/runs", timeout=10) as response:
-                assert response.status == 200
-        finally:
-            err = stop(proc)
-    assert f"port {port} is in use" in err
-
-
-def test_live_point_reaches_the_api_quickly(logdir: Path) -> None:
-    proc, url = start(logdir, "--port", str(free_port()))
-    try:
-        write_events(
-            logdir / "run" / "events.out.tfevents.1", [scalar_event("loss", 1, 2.0)], append=True
+        result = subprocess.run(
+            [sys.executable, "-m", "kboard", "serve", "--logdir", str(logdir), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
-        written = time.monotonic()
-        steps: list[int] = []
-        while time.monotonic() - written < 2:
-            with urllib.request.urlopen(url + "/api/scalars?tag=loss", timeout=10) as response:
-                steps = json.loads(response.read())["series"][0]["steps"]
-            if steps == [0, 1]:
-                break
-            time.sleep(0.05)
-        assert steps == [0, 1]
-    finally:
-        stop(proc)
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is in use" in result.stderr
+    assert "Traceback" not in result.stderr and "serving at" not in result.stdout
 
 
-def test_bad_logdir_spec_is_a_clear_error(tmp_path: Path) -> None:
+def test_without_a_port_a_taken_6006_moves_to_the_next_and_says_so(
+    logdir: Path, kboard_server
+) -> None:
+    with socket.socket() as busy:
+        try:  # hold 6006 (if something else already does, all the better)
+            busy.bind(("127.0.0.1", 6006))
+            busy.listen()
+        except OSError:
+            pass
+        server = kboard_server("serve", "--logdir", logdir)
+        assert not server.url.endswith(":6006")
+        with urllib.request.urlopen(server.url + "/api/runs", timeout=10) as response:
+            assert response.status == 200
+        server.stop()
+    assert "port 6006 is in use; using" in server.output()
+
+
+def test_a_logdir_that_is_a_file_is_refused(logdir: Path) -> None:
+    event_file = logdir / "run" / "events.out.tfevents.1"
     result = subprocess.run(
-        [sys.executable, "-m", "kboard", "serve", "--logdir", "a:/x,/y"],
+        [sys.executable, "-m", "kboard", "serve", "--logdir", str(event_file), "--port", "0"],
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert result.returncode != 0 and "name:path" in result.stderr
+    assert result.returncode == 1 and "is a file, not a directory" in result.stderr
+    assert f"--logdir {event_file.parent}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_live_point_reaches_the_api_quickly(logdir: Path, kboard_server) -> None:
+    url = kboard_server("serve", "--logdir", logdir, "--port", str(free_port())).url
+    write_events(
+        logdir / "run" / "events.out.tfevents.1", [scalar_event("loss", 1, 2.0)], append=True
+    )
+    written = time.monotonic()
+    steps: list[int] = []
+    while time.monotonic() - written < 2:
+        with urllib.request.urlopen(url + "/api/scalars?tag=loss", timeout=10) as response:
+            steps = json.loads(response.read())["series"][0]["steps"]
+        if steps == [0, 1]:
+            break
+        time.sleep(0.05)
+    assert steps == [0, 1]
+
+
+def test_bad_logdir_spec_is_a_clear_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "kboard", "serve", "--logdir_spec", "a:/x,/y,/z"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "name1:path1" in result.stderr
     assert "Traceback" not in result.stderr

@@ -6,7 +6,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from flask import Blueprint, Response, request, stream_with_context
@@ -147,10 +147,13 @@ def _not_found(exc: NotFound) -> Response:
     return json_error(str(exc), 404)
 
 
-def export_filename(logdir: str, sel: Selection, fmt: str) -> str:
+def export_filename(roots: Mapping[str, str], sel: Selection, fmt: str) -> str:
     """A download name like ``kboard-logs-scalars.csv`` (safe characters only)."""
-    base = os.path.basename(os.path.normpath(logdir.split(",")[0].split(":")[-1])) or "logs"
-    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base)[:60]
+    if set(roots) == {""}:
+        base = os.path.basename(os.path.normpath(roots[""]))
+    else:
+        base = "+".join(name or os.path.basename(os.path.normpath(p)) for name, p in roots.items())
+    base = re.sub(r"[^A-Za-z0-9._+-]+", "_", base or "logs")[:60]
     return f"kboard-{base}-{sel.kind}.{fmt}"
 
 
@@ -179,7 +182,7 @@ def export() -> Response:
 
     mimetype = "application/json" if fmt == "json" else "text/csv"
     response = Response(stream_with_context(body()), mimetype=mimetype)
-    name = export_filename(serving().logdir, sel, fmt)
+    name = export_filename(serving().reader.roots, sel, fmt)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from kboard.cache import RunCache
-from kboard.ingest import LogdirReader
+from kboard.ingest import LogdirReader, logdir_label
 from kboard.provider import DataProvider
 from kboard.server import api, compat, views
 from kboard.server.context import Serving, serving
@@ -29,7 +30,7 @@ ANY_ADDRESS = frozenset({"0.0.0.0", "::", ""})
 
 
 def create_app(
-    logdir: str,
+    logdir: str | Mapping[str, str],
     *,
     reload_interval: float = 5.0,
     watch: bool = True,
@@ -39,6 +40,8 @@ def create_app(
     cache_dir: str | None = None,
 ) -> Flask:
     """Create the app for ``logdir``: read it once, then follow it when ``live``.
+
+    ``logdir`` is one path, or ``{name: path}`` for several named logdirs.
 
     With ``cache_dir``, decoded runs are kept there so the next start is quick.
     """
@@ -57,8 +60,9 @@ def create_app(
         reloader = LiveReloader(reader, interval=reload_interval, watch=watch)
         reloader.start()
     allowed = None if host in ANY_ADDRESS else LOCAL_HOSTS | {host.strip("[]").lower()}
+    label = logdir_label(reader.roots)
     app.extensions["kboard"] = Serving(
-        DataProvider(reader.store, logdir), reader, reloader, logdir, allowed
+        DataProvider(reader.store, label), reader, reloader, label, allowed
     )
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)

@@ -5,22 +5,34 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import signal
 import socket
+import threading
+from collections.abc import Callable, Mapping
+from types import FrameType
 
 import click
 
-from kboard.ingest import parse_logdir_spec
+from kboard.provider import logdir_label, not_a_directory
 from kboard.server.app import create_app
 
 log = logging.getLogger("kboard")
+DEFAULT_PORT = 6006
 PORT_TRIES = 10
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """Bind ``host:port``, or the next free port when it is taken (said on stderr)."""
+def bind_socket(host: str, port: int | None) -> socket.socket:
+    """Bind ``host:port``; with no port, 6006 or the next free one (said on stderr).
+
+    A port the user chose is never swapped for another: taken, it is an error (someone may
+    have a tunnel or a bookmark to exactly that port).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     last_error: OSError | None = None
-    for candidate in range(port, port + PORT_TRIES) if port else [0]:
+    explicit = port is not None
+    port = DEFAULT_PORT if port is None else port
+    candidates = [port] if explicit else range(port, port + PORT_TRIES)
+    for candidate in candidates:
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -30,6 +42,11 @@ def bind_socket(host: str, port: int) -> socket.socket:
             last_error = exc
             if exc.errno != errno.EADDRINUSE:
                 break
+            if explicit:
+                raise click.ClickException(
+                    f"port {port} on {host} is in use (another kboard or TensorBoard?); "
+                    "choose another with --port, or leave --port out to take the next free one"
+                ) from None
             continue
         sock.listen(1024)  # accept connections from now on, even before waitress runs
         if candidate != port and port:
@@ -41,10 +58,10 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def serve_forever(
-    logdir: str,
+    logdir: str | Mapping[str, str],
     *,
     host: str,
-    port: int,
+    port: int | None,
     reload_interval: float,
     watch: bool,
     threads: int,
@@ -53,10 +70,16 @@ def serve_forever(
     """Bind, read the logdir, print the URL and serve until interrupted."""
     import waitress
 
+    paths = [logdir] if isinstance(logdir, str) else list(logdir.values())
+    for path in paths:
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise click.ClickException(not_a_directory(path))
     sock = bind_socket(host, port)
-    missing = [p for p in logdir_paths(logdir) if not os.path.isdir(p)]
-    for path in missing:
-        click.echo(f"kboard: {path} does not exist yet; waiting for event files there", err=True)
+    for path in paths:
+        if not os.path.exists(path):
+            click.echo(
+                f"kboard: {path} does not exist yet; waiting for event files there", err=True
+            )
     app = create_app(
         logdir, reload_interval=reload_interval, watch=watch, host=host, cache_dir=cache_dir
     )
@@ -65,7 +88,9 @@ def serve_forever(
     shown_host = "localhost" if host in ("127.0.0.1", "::1") else host
     if ":" in shown_host:
         shown_host = f"[{shown_host}]"
-    click.echo(f"kboard {logdir}: serving at http://{shown_host}:{bound_port}/ (Ctrl-C stops)")
+    label = logdir_label({"": logdir} if isinstance(logdir, str) else logdir)
+    click.echo(f"kboard {label}: serving at http://{shown_host}:{bound_port}/ (Ctrl-C stops)")
+    previous = _stop_on_sigterm()
     try:
         waitress.serve(
             app, sockets=[sock], threads=threads, ident="kboard", channel_timeout=60, _quiet=True
@@ -73,11 +98,23 @@ def serve_forever(
     except KeyboardInterrupt:
         pass
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if state.live is not None:
             state.live.stop()
         click.echo("kboard: stopped", err=True)
 
 
-def logdir_paths(logdir: str) -> list[str]:
-    """The directories a logdir spec names."""
-    return list(parse_logdir_spec(logdir).values())
+def _stop_on_sigterm() -> Callable[[int, FrameType | None], object] | int | None:
+    """Make SIGTERM stop the server as Ctrl-C does; return the handler it replaced.
+
+    Service managers and test harnesses stop servers with SIGTERM (a background job cannot
+    even get SIGINT). Only the main thread may set handlers; elsewhere this returns None.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
