@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -13,6 +14,10 @@ from watchdog.observers import Observer
 from kboard.ingest import LogdirReader
 
 log = logging.getLogger("kboard")
+
+# watchdog's inotify thread warns when a directory and its parent appear at once (its own
+# callback bookkeeping); nothing is lost, and the periodic poll reads whatever it misses.
+warnings.filterwarnings("ignore", "Callback with id", RuntimeWarning, r"watchdog\.")
 
 # Coalesce bursts of file events (a training step writes several records) into one reload.
 DEBOUNCE_SECONDS = 0.05

@@ -10,14 +10,18 @@
 // A tab that keeps settings in the URL declares them with defineState() at module load.
 
 import {
+  assignRunColors,
   coalesce,
   debounce,
   el,
   escapeRegex,
   fetchJSON,
+  isHexColor,
   makeMatcher,
   onLoading,
+  paletteColor,
   runColor,
+  setChosenColors,
 } from './util.js';
 
 const TAB_IDS = ['scalars', 'images', 'histograms', 'distributions', 'text', 'model'];
@@ -65,10 +69,33 @@ export const spec = {
   list: () => ({ default: [], list: true, parse: (l) => l, format: (v) => v }),
 };
 
+/**
+ * The colours the user chose for runs: [[run, '#rrggbb'], ...] sorted by run, in the URL as
+ * one `colors=#rrggbb:run` a run. Anything but a '#rrggbb' colour is dropped.
+ */
+const colorsSpec = {
+  default: [],
+  list: true,
+  parse: (items) => {
+    const chosen = new Map();
+    for (const item of items) {
+      const color = item.slice(0, 7);
+      if (item[7] === ':' && isHexColor(color)) chosen.set(item.slice(8), color.toLowerCase());
+    }
+    return sortedPairs(chosen);
+  },
+  format: (pairs) => pairs.map(([run, color]) => `${color}:${run}`),
+};
+
+function sortedPairs(map) {
+  return [...map].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+}
+
 defineState('tab', spec.choice('scalars', TAB_IDS));
 defineState('runs', spec.string()); // run filter regex
 defineState('off', spec.list()); // deselected runs: new runs are selected by default
 defineState('tags', spec.string()); // tag filter regex
+defineState('colors', colorsSpec); // run colours the user chose
 
 function readURL() {
   const params = new URLSearchParams(location.search);
@@ -85,7 +112,7 @@ function writeURL() {
   for (const [key, s] of specs) {
     const value = state[key];
     if (s.list) {
-      for (const item of value) params.append(key, item);
+      for (const item of s.format(value)) params.append(key, item);
     } else if (value !== s.default) {
       params.set(key, s.format(value));
     }
@@ -182,14 +209,20 @@ function renderRuns() {
     if (!item) {
       const box = el('input', { type: 'checkbox', value: run.name });
       box.addEventListener('change', () => toggleRun(run.name, box.checked));
-      const swatch = el('span', { class: 'kb-swatch', 'aria-hidden': 'true' });
-      swatch.style.background = runColor(run.name);
+      // A button, not in the label: a click on it picks a colour, not the run.
+      const swatch = el('button', {
+        type: 'button',
+        class: 'kb-swatch',
+        title: 'Change this run’s colour',
+        'aria-label': `Colour of ${run.name}`,
+      });
+      swatch.addEventListener('click', () => pickColor(run.name, swatch));
       const name = el('span', { class: 'kb-run-name', text: run.name });
-      const label = el('label', {}, box, swatch, name);
-      item = el('li', { class: 'kb-run' }, label);
+      item = el('li', { class: 'kb-run' }, el('label', {}, box, name), swatch);
       item.dataset.run = run.name;
       runItems.set(run.name, item);
     }
+    item.querySelector('.kb-swatch').style.background = runColor(run.name);
     // Keep DOM order = sorted order without re-creating items (focus survives updates).
     const expected = previous ? previous.nextSibling : list.firstChild;
     if (expected !== item) list.insertBefore(item, expected);
@@ -197,7 +230,7 @@ function renderRuns() {
     const visible = matcher.test(run.name);
     item.hidden = !visible;
     if (visible) shown += 1;
-    item.querySelector('input').checked = !off.has(run.name);
+    item.querySelector('input[type="checkbox"]').checked = !off.has(run.name);
     item.title = run.start_time
       ? `${run.name}\nstarted ${new Date(run.start_time * 1000).toLocaleString()}`
       : run.name;
@@ -221,6 +254,41 @@ function updateRunExport() {
     params.set('runs', `^(?:${selected.map(escapeRegex).join('|')})$`);
     document.getElementById(`kb-run-export-${format}`).href = `api/export?${params}`;
   }
+}
+
+// One colour input for every run: its swatch opens it, placed at the swatch so the browser's
+// colour chooser opens there.
+let colorRun = null;
+
+function pickColor(name, swatch) {
+  const picker = document.getElementById('kb-run-color');
+  colorRun = name;
+  picker.value = runColor(name);
+  const rect = swatch.getBoundingClientRect();
+  picker.style.left = `${rect.left}px`;
+  picker.style.top = `${rect.bottom}px`;
+  try {
+    picker.showPicker();
+  } catch {
+    picker.click();
+  }
+}
+
+/** Give a run a colour ('#rrggbb'); its palette colour means no choice. */
+function setRunColor(name, color) {
+  if (name === null || !isHexColor(color)) return;
+  const chosen = new Map(state.colors);
+  const lower = color.toLowerCase();
+  if (lower === paletteColor(name)) chosen.delete(name);
+  else chosen.set(name, lower);
+  setState({ colors: sortedPairs(chosen) });
+}
+
+function bindColorPicker() {
+  const picker = document.getElementById('kb-run-color');
+  const apply = () => setRunColor(colorRun, picker.value);
+  picker.addEventListener('input', debounce(apply, 100)); // while the chooser is open
+  picker.addEventListener('change', apply);
 }
 
 function toggleRun(name, on) {
@@ -266,6 +334,7 @@ function renderProblems(problems) {
 async function loadRuns() {
   const data = await fetchJSON('api/runs');
   runs = [...data.runs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  assignRunColors(runs.map((r) => r.name));
   runsLoaded = true;
   logdir = data.logdir;
   generation = data.generation;
@@ -437,14 +506,17 @@ function bindLoading() {
 
 async function start() {
   readURL();
+  setChosenColors(state.colors);
   bindLoading();
   bindTabs();
   bindFilter('kb-run-filter', 'kb-run-filter-error', 'runs');
   bindFilter('kb-tag-filter', 'kb-tag-filter-error', 'tags');
   document.getElementById('kb-runs-all').addEventListener('click', () => selectAll(true));
   document.getElementById('kb-runs-none').addEventListener('click', () => selectAll(false));
+  bindColorPicker();
   stateListeners.add((changed) => {
-    if (changed.has('runs') || changed.has('off')) renderRuns();
+    if (changed.has('colors')) setChosenColors(state.colors);
+    if (changed.has('runs') || changed.has('off') || changed.has('colors')) renderRuns();
     if (changed.has('tab')) activateTab(state.tab);
   });
 

@@ -22,6 +22,8 @@
 //   tagsLabel            "None of the 5 <tagsLabel> matches" (default "tags here")
 //   summary(counts)      the toolbar's text from {tags, allTags, groups, runs, selected}
 //   onRender(selected)   called after cards are laid out for these selected runs
+//   flowGroups           groups of one card share rows with their neighbours (a wide
+//                        screen shows several charts a row even when every tag is a group)
 
 import { app, registerTab } from './app.js';
 import { coalesce, el, fetchJSON, makeMatcher, plural, runColor } from './util.js';
@@ -75,8 +77,14 @@ export function frameCard(card, info, className, headExtras, ...parts) {
   card.head = cardHeader(card.run, card.tag, info, ...headExtras);
   const classes = `kb-card kb-run-card ${className}`.trim();
   card.root = el('article', { class: classes }, card.head, ...parts);
-  card.root.style.borderTopColor = runColor(card.run);
+  paintRun(card);
   card.root.dataset.state = 'empty';
+}
+
+/** Put a framed card's run colour on its border and its header's swatch. */
+function paintRun(card) {
+  card.root.style.borderTopColor = runColor(card.run);
+  card.head.querySelector('.kb-swatch').style.background = runColor(card.run);
 }
 
 /** Redraw a framed card's header after the tag's display name or description changed. */
@@ -160,6 +168,7 @@ export function createBoard(options) {
       grid,
     );
     root.dataset.group = name;
+    button.title = name;
     button.addEventListener('click', () => {
       const closed = new Set(app.state[closedKey]);
       if (closed.has(name)) closed.delete(name);
@@ -356,7 +365,8 @@ export function createBoard(options) {
       );
       dom.toolbar.hidden = true;
       dom.empty = el('div', { class: 'kb-empty' });
-      dom.groups = el('div', { class: 'kb-groups' });
+      const flow = options.flowGroups ? ' kb-groups--flow' : '';
+      dom.groups = el('div', { class: `kb-groups${flow}` });
       context.panel.replaceChildren(dom.toolbar, dom.empty, dom.groups);
       observer = new IntersectionObserver(
         (items) => {
@@ -385,6 +395,12 @@ export function createBoard(options) {
       const runs = keys.has('runs') || keys.has('off');
       if (runs || keys.has('tags') || keys.has(closedKey)) render();
       if (runs && byTag) markAllStale(); // a card shows every selected run with its tag
+      if (keys.has('colors')) {
+        for (const entry of entries.values()) {
+          if (entry.card.head && entry.card.run) paintRun(entry.card);
+          if (entry.loaded && entry.card.redraw) entry.card.redraw();
+        }
+      }
     },
   };
 }

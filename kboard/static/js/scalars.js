@@ -157,6 +157,14 @@ class ScalarCard {
       title: 'Download every point of this chart (its selected runs) as JSON',
       download: '',
     });
+    for (const link of [this.csv, this.json]) {
+      link.addEventListener('click', (event) => {
+        event.preventDefault();
+        downloadAs(link.href, link.download).catch((err) => {
+          this.note.textContent = `Could not download: ${err.message}`;
+        });
+      });
+    }
     this.plot = el('div', { class: 'kb-plot' });
     this.note = el('p', { class: 'kb-card-note' });
     this.root = el(
@@ -179,9 +187,11 @@ class ScalarCard {
     const params = new URLSearchParams({ kind: 'scalars' });
     params.set('runs', `^(?:${runs.map(escapeRegex).join('|')})$`);
     params.set('tags', `^${escapeRegex(this.tag)}$`);
+    const runPart = runs.length === 1 ? safeName(runs[0]) : `${runs.length}runs`;
     for (const [link, format] of [[this.csv, 'csv'], [this.json, 'json']]) {
       params.set('format', format);
       link.href = `api/export?${params}`;
+      link.download = `kboard-${safeName(this.tag)}-${runPart}.${format}`;
       link.hidden = runs.length === 0;
     }
   }
@@ -238,6 +248,26 @@ class ScalarCard {
   }
 }
 
+/** A name as file-name characters only (letters, digits, '.', '_', '-'). */
+function safeName(name) {
+  return name.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._-]+/, '').slice(0, 60) || 'x';
+}
+
+/**
+ * Download url as name. The server names every export after the logdir, and its
+ * Content-Disposition wins over a link's download attribute; a blob's name is ours.
+ */
+async function downloadAs(url, name) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+  const href = URL.createObjectURL(await response.blob());
+  const link = el('a', { href, download: name, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 60_000);
+}
+
 // ---------------------------------------------------------------------------------------
 // Drawing
 
@@ -253,6 +283,13 @@ function xTitle(mode, card) {
   if (mode === 'step') return 'step';
   if (mode === 'wall_time') return 'wall time';
   return `relative time (${card.relUnit.label})`;
+}
+
+/** The x-unified hover's header: "step 1,200", "3.5 min"; the date as Plotly writes it. */
+function hoverTitle(mode, card) {
+  if (mode === 'step') return 'step %{x:,d}';
+  if (mode === 'relative') return `%{x:,.4~r} ${card.relUnit.label}`;
+  return '';
 }
 
 function buildFigure(card) {
@@ -368,7 +405,10 @@ function buildFigure(card) {
       exponentformat: undefined, // Plotly's own: steps read 20k, not 2e+4
       type: state.x === 'wall_time' ? 'date' : 'linear',
       title: axisTitle(xTitle(state.x, card)),
-      hoverformat: state.x === 'step' ? ',d' : state.x === 'relative' ? ',.4~f' : undefined,
+      hoverformat: state.x === 'step' ? ',d' : state.x === 'relative' ? ',.4~r' : undefined,
+      // Relative time in the unit its range reads best in: "12 s", "3.5 min", "2.1 h".
+      ticksuffix: state.x === 'relative' ? ` ${card.relUnit.label}` : undefined,
+      unifiedhovertitle: { text: hoverTitle(state.x, card) },
       showspikes: true,
       spikemode: 'across',
       spikethickness: 1,
@@ -522,6 +562,7 @@ const board = createBoard({
     download.href = exportURL(selected);
   },
   makeCard: (run, tag, info) => new ScalarCard(tag, info),
+  flowGroups: true,
 });
 
 // ---------------------------------------------------------------------------------------

@@ -57,19 +57,47 @@ const PALETTE = [
   '#17becf', '#8f8f1f', '#393b79', '#ad494a',
 ];
 
-/** FNV-1a hash of a string, as an unsigned 32-bit integer. */
-export function hashString(s) {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
+const HEX_COLOR = /^#[0-9a-f]{6}$/i;
+
+/** Whether s is a colour as '#rrggbb' (the only form a colour from the URL may take). */
+export function isHexColor(s) {
+  return typeof s === 'string' && HEX_COLOR.test(s);
 }
 
-/** The colour of a run: a function of its name only, so it is the same everywhere, always. */
+// Run colours: the palette in sorted run order, as TensorBoard does. An assignment is kept
+// for the page's lifetime, so a run keeps its colour when others appear; a colour the user
+// chose wins over it.
+const assigned = new Map(); // run -> palette index
+let chosen = new Map(); // run -> '#rrggbb'
+
+/** Give each run that has no colour yet the least used palette colour, earliest first. */
+export function assignRunColors(names) {
+  const present = new Set(names);
+  const uses = PALETTE.map(() => 0);
+  for (const [run, i] of assigned) if (present.has(run)) uses[i] += 1;
+  for (const name of names) {
+    if (assigned.has(name)) continue;
+    let best = 0;
+    for (let i = 1; i < PALETTE.length; i++) if (uses[i] < uses[best]) best = i;
+    assigned.set(name, best);
+    uses[best] += 1;
+  }
+}
+
+/** The colours the user chose: [[run, '#rrggbb'], ...]; invalid colours are ignored. */
+export function setChosenColors(pairs) {
+  chosen = new Map(pairs.filter(([, color]) => isHexColor(color)));
+}
+
+/** The palette colour of a run (what it wears unless the user chose another). */
+export function paletteColor(run) {
+  if (!assigned.has(run)) assignRunColors([run]);
+  return PALETTE[assigned.get(run)];
+}
+
+/** The colour of a run, the same in every chart and in the run selector. */
 export function runColor(run) {
-  return PALETTE[hashString(run) % PALETTE.length];
+  return chosen.get(run) || paletteColor(run);
 }
 
 const loadingListeners = new Set();
