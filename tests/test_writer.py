@@ -154,7 +154,7 @@ def test_default_log_dir_is_like_torch(tmp_path: Path, monkeypatch: pytest.Monke
 # --- SummaryWriter round trips ---------------------------------------------------------
 
 
-def test_scalars_round_trip_exactly(tmp_path: Path) -> None:
+def test_scalars_round_trip_as_tf_summary_writes_them(tmp_path: Path) -> None:
     values = [1 / 3, 0.1 + 0.2, 1e-300, 2**53 + 1.0, -7, np.float32(0.25), np.array(5.5), True]
     with SummaryWriter(tmp_path) as writer:
         for step, value in enumerate(values):
@@ -168,8 +168,8 @@ def test_scalars_round_trip_exactly(tmp_path: Path) -> None:
     assert [e.step for e in events] == [step * 10 for step in range(len(values))]
     assert [e.wall_time for e in events] == [1000.0 + step / 7 for step in range(len(values))]
     read = [float(a) for a in arrays(acc, "loss")]
-    assert read == [float(np.asarray(v)) for v in values]
-    assert all(a.dtype == np.float64 and a.shape == () for a in arrays(acc, "loss"))
+    assert read == [float(np.float32(np.asarray(v))) for v in values]  # as tf.summary writes
+    assert all(a.dtype == np.float32 and a.shape == () for a in arrays(acc, "loss"))
     assert math.isnan(float(arrays(acc, "nan")[0]))
     assert [(e.step, e.wall_time) for e in acc.Tensors("tensor-like")] == [(4, 6.0)]
     assert [e.step for e in acc.Tensors("no-step")] == [0]
@@ -799,8 +799,8 @@ def test_writing_does_not_import_tensorflow(tmp_path: Path) -> None:
 
 def test_protos_build_tf2_values() -> None:
     value = protos.scalar("s", 2.5, description="d")
-    assert value.tensor.dtype == types_pb2.DT_DOUBLE
-    assert value.tensor.tensor_content == np.float64(2.5).tobytes()
+    assert value.tensor.dtype == types_pb2.DT_FLOAT  # TensorBoard's Rust loader needs it
+    assert value.tensor.tensor_content == np.float32(2.5).tobytes()
     assert value.metadata.plugin_data.plugin_name == "scalars"
     assert value.metadata.summary_description == "d"
     assert protos.file_version_event(1.0).file_version == protos.FILE_VERSION

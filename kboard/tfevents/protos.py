@@ -119,8 +119,17 @@ def as_float(value: Any, what: str = "scalar value") -> float:
 def scalar(
     tag: str, value: Any, *, display_name: str = "", description: str = ""
 ) -> summary_pb2.Summary.Value:
-    """Build a scalar value: a float64 tensor of shape [] (no precision lost)."""
-    return _value(tag, double_tensor(as_float(value)), SCALARS, display_name, description)
+    """Build a scalar value as ``tf.summary.scalar`` does: a float32 tensor of shape [].
+
+    float32, not float64: TensorBoard's Rust data server (its default loader) shows only
+    DT_FLOAT scalars, and every other writer (tf.summary, torch) writes float32 too.
+    """
+    tensor = tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_FLOAT,
+        tensor_shape=_shape(()),
+        tensor_content=np.asarray(as_float(value), dtype="<f4").tobytes(),
+    )
+    return _value(tag, tensor, SCALARS, display_name, description)
 
 
 def to_uint8_images(images: Any) -> np.ndarray:
