@@ -115,12 +115,19 @@ def inspect(ctx: click.Context, logdir: str | dict[str, str]) -> None:
 def describe(data: DataProvider) -> str:
     """Return a readable summary of every run, tag and problem."""
     lines: list[str] = []
-    runs = sorted(r.name for r in data.runs())
+    infos = {r.name: r for r in data.runs()}
+    runs = sorted(infos)
     if not runs:
         lines.append("No event files found (files named like events.out.tfevents.*).")
     by_kind = {kind: data.tags(kind) for kind in _KIND_ORDER}
     for run in runs:
         lines.append(f"run {run}")
+        info = infos[run]
+        if info.attempts > 1 or info.overwritten:
+            lines.append(
+                f"  restarted {plural(info.attempts - 1, 'time')}: {info.overwritten} earlier "
+                "values replaced in the default view (kboard export --overwritten has them)"
+            )
         width = max((len(t) for tags in by_kind.values() for t in tags.get(run, {})), default=0)
         for kind in _KIND_ORDER:
             tags = by_kind[kind].get(run)
@@ -136,6 +143,11 @@ def describe(data: DataProvider) -> str:
         for p in problems:
             lines.append(f"  {p.run}: {os.path.basename(p.path)}: {p.message}")
     return "\n".join(lines)
+
+
+def plural(count: int, word: str) -> str:
+    """``1 time``, ``3 times``."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def _series_line(data: DataProvider, run: str, kind: Kind, tag: str, info: TagInfo) -> str:
@@ -189,6 +201,12 @@ def _series_line(data: DataProvider, run: str, kind: Kind, tag: str, info: TagIn
     is_flag=True,
     help="Write JSON (the default for an output file ending in .json).",
 )
+@click.option(
+    "--overwritten",
+    is_flag=True,
+    help="Every value ever written, replaced ones too (restarted runs), with attempt and "
+    "overwritten columns (long layout).",
+)
 def export(
     logdir: str | dict[str, str],
     output: str,
@@ -197,12 +215,15 @@ def export(
     layout: str,
     kind: str,
     as_json: bool,
+    overwritten: bool,
 ) -> None:
     """Export every point as CSV (run,tag,step,wall_time,value) or JSON."""
     try:
-        sel = Selection(runs, tags, kind)
+        sel = Selection(runs, tags, kind, overwritten)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    if overwritten and layout != "long":
+        raise click.UsageError("--overwritten needs --format long (a row per value)")
     fmt = "json" if as_json or output.lower().endswith(".json") else "csv"
     data = read_logdir(logdir)
     to_stdout = output == "-"

@@ -25,6 +25,9 @@ from kboard.tfevents.events import Kind
 
 SCALAR_HEADER = ("run", "tag", "step", "wall_time", "value")
 HISTOGRAM_HEADER = ("run", "tag", "step", "wall_time", "left", "right", "count")
+# With overwritten values: the attempt (0, 1, ... in write order) and whether the default
+# view (the latest value at each step, from the last rewind on) no longer shows the value.
+HISTORY_COLUMNS = ("attempt", "overwritten")
 FORMATS = ("csv", "json")
 LAYOUTS = ("long", "wide")
 KINDS = ("scalars", "histograms")
@@ -62,6 +65,7 @@ class Selection:
     runs: str | None = None
     tags: str | None = None
     kind: str = "scalars"
+    overwritten: bool = False  # every value ever written, with attempt and overwritten columns
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -86,6 +90,8 @@ def selected_scalars(data: DataProvider, sel: Selection) -> list[tuple[str, str,
 
 def count_points(data: DataProvider, sel: Selection) -> int:
     """How many rows a long export of ``sel`` has (for progress bars)."""
+    if sel.kind == "scalars" and sel.overwritten:
+        return sum(len(data.scalar_history(r, t)) for r, t, _ in selected_scalars(data, sel))
     if sel.kind == "scalars":
         return sum(len(c) for _, _, c in selected_scalars(data, sel))
     return sum(
@@ -127,6 +133,12 @@ def table(
     """Return the header and the row chunks of an export."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}")
+    if sel.overwritten:
+        if layout != "long":
+            raise ValueError("overwritten values need the long layout (a row per value)")
+        if sel.kind == "histograms":
+            return [*HISTOGRAM_HEADER, *HISTORY_COLUMNS], _histogram_history_rows(data, sel)
+        return [*SCALAR_HEADER, *HISTORY_COLUMNS], _history_rows(data, sel, progress)
     if sel.kind == "histograms":
         return list(HISTOGRAM_HEADER), _histogram_rows(data, sel, progress)
     if layout == "wide":
@@ -167,6 +179,35 @@ def _wide_rows(
             if progress:
                 progress(sum(present))
         yield [list(row) for row in zip(*columns)]
+
+
+def _history_rows(
+    data: DataProvider, sel: Selection, progress: Callable[[int], None] | None
+) -> Rows:
+    for run, tag, _ in selected_scalars(data, sel):
+        hist = data.scalar_history(run, tag)
+        for start in range(0, len(hist), CHUNK_ROWS):
+            sl = slice(start, start + CHUNK_ROWS)
+            steps = [str(s) for s in hist.steps[sl].tolist()]
+            walls, values = _numbers(hist.wall_times[sl]), _numbers(hist.values[sl])
+            attempts = [str(a) for a in hist.attempts[sl].tolist()]
+            flags = ["true" if o else "false" for o in hist.overwritten[sl].tolist()]
+            yield [
+                [run, tag, s, w, v, a, o]
+                for s, w, v, a, o in zip(steps, walls, values, attempts, flags)
+            ]
+            if progress:
+                progress(len(steps))
+
+
+def _histogram_history_rows(data: DataProvider, sel: Selection) -> Rows:
+    for run, tag in _histogram_series(data, sel):
+        for attempt, overwritten, sample in data.sample_history(run, Kind.HISTOGRAMS, tag):
+            head = [run, tag, str(sample.step), format_number(sample.wall_time)]
+            tail = [str(attempt), "true" if overwritten else "false"]
+            buckets = sample.value.reshape(-1, 3)
+            cells = [_numbers(buckets[:, i]) for i in range(3)]
+            yield [[*head, a, b, c, *tail] for a, b, c in zip(*cells)]
 
 
 def _histogram_rows(

@@ -45,7 +45,7 @@ from kboard.histograms import value_range as histogram_range
 from kboard.ingest import LogdirReader, logdir_label, parse_logdir_spec
 from kboard.jsonsafe import float_list
 from kboard.model import model_view as model_tree
-from kboard.store import NotFound, Problem, Sample, ScalarColumns, Store
+from kboard.store import NotFound, Problem, Sample, ScalarColumns, ScalarHistory, Store
 from kboard.text import text_to_html
 from kboard.tfevents.events import Kind, TagInfo
 
@@ -57,6 +57,7 @@ __all__ = [
     "RunInfo",
     "Sample",
     "ScalarColumns",
+    "ScalarHistory",
     "TagInfo",
     "X_MODES",
     "default_cache_dir",
@@ -81,10 +82,13 @@ IMAGE_TYPES = (
 
 @dataclass(frozen=True)
 class RunInfo:
-    """One run: its name and the wall time of its first event (None when unknown)."""
+    """One run: its name, the wall time of its first event (None when unknown), how many
+    attempts wrote to it (1 when it never went back) and how many values were replaced."""
 
     name: str
     start_time: float | None
+    attempts: int = 1
+    overwritten: int = 0
 
 
 @dataclass(frozen=True)
@@ -137,7 +141,10 @@ class DataProvider:
 
     def runs(self) -> list[RunInfo]:
         """Every run, by start time (runs without one last), then name."""
-        runs = [RunInfo(name, self._store.start_time(name)) for name in self._store.runs()]
+        runs = [
+            RunInfo(name, self._store.start_time(name), *self._store.restarts(name))
+            for name in self._store.runs()
+        ]
         runs.sort(key=lambda r: (r.start_time is None, r.start_time or 0.0, r.name))
         return runs
 
@@ -154,6 +161,14 @@ class DataProvider:
         """Every point of one scalar series."""
         return self._store.scalars(run, tag)
 
+    def scalar_history(self, run: str, tag: str) -> ScalarHistory:
+        """Every value ever written to a scalar series, with attempts and what was replaced."""
+        return self._store.scalar_history(run, tag)
+
+    def sample_history(self, run: str, kind: Kind, tag: str) -> list[tuple[int, bool, Sample]]:
+        """``(attempt, overwritten, sample)`` for the kept values of a non-scalar series."""
+        return self._store.sample_history(run, kind, tag)
+
     def iter_scalars(self) -> Iterator[tuple[str, str, ScalarColumns]]:
         """Yield ``(run, tag, columns)`` for every scalar series, sorted."""
         return self._store.iter_scalars()
@@ -167,12 +182,15 @@ class DataProvider:
         xmin: float | None = None,
         xmax: float | None = None,
         points: int = DEFAULT_POINTS,
+        overwritten: bool = False,
     ) -> dict[str, Any]:
         """One tag's series for several runs (all that have it when ``runs`` is None).
 
         Each series is downsampled to about ``points`` points within ``[xmin, xmax]`` of the
-        chosen x axis (min and max per bucket, non-finite values kept). :class:`NotFound`
-        when no run has the tag.
+        chosen x axis (min and max per bucket, non-finite values kept), and lists the steps
+        where it began again (``restarts``). With ``overwritten``, each attempt that had
+        values replaced comes too, whole, under ``earlier``. :class:`NotFound` when no run
+        has the tag.
         """
         if x_mode not in X_MODES:
             raise ValueError(f"x must be one of {', '.join(X_MODES)}")
@@ -187,8 +205,32 @@ class DataProvider:
                 cols = self._store.scalars(run, tag)
             except NotFound:
                 continue
-            series.append(self._downsampled(run, cols, x_mode, xmin, xmax, points))
+            view = self._downsampled(run, cols, x_mode, xmin, xmax, points)
+            view["restarts"] = list(self._store.restart_steps(run, tag))
+            if overwritten:
+                view["earlier"] = self._earlier(run, tag, x_mode, xmin, xmax, points)
+            series.append(view)
         return {"tag": tag, "series": series}
+
+    def _earlier(
+        self,
+        run: str,
+        tag: str,
+        x_mode: str,
+        xmin: float | None,
+        xmax: float | None,
+        points: int,
+    ) -> list[dict[str, Any]]:
+        """Every attempt of a series that had values replaced, each whole and downsampled."""
+        hist = self._store.scalar_history(run, tag)
+        out = []
+        for attempt in np.unique(hist.attempts[hist.overwritten]).tolist():
+            mine = hist.attempts == attempt
+            cols = ScalarColumns(hist.steps[mine], hist.wall_times[mine], hist.values[mine])
+            view = self._downsampled(run, cols, x_mode, xmin, xmax, points)
+            del view["run"]
+            out.append({"attempt": attempt, **view})
+        return out
 
     def _downsampled(
         self,

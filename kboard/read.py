@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kboard.export import Selection, selected_scalars
-from kboard.provider import load_logdir
+from kboard.provider import DataProvider, load_logdir
 from kboard.tfevents.events import Kind
 
 if TYPE_CHECKING:
@@ -25,14 +25,25 @@ def _pandas() -> Any:
 
 
 def read_scalars(
-    logdir: str, runs: str | None = None, tags: str | None = None, *, pivot: bool = False
+    logdir: str,
+    runs: str | None = None,
+    tags: str | None = None,
+    *,
+    pivot: bool = False,
+    overwritten: bool = False,
 ) -> pd.DataFrame:
     """Every scalar point as a long DataFrame (``run, tag, step, wall_time, value``).
 
     ``runs`` and ``tags`` are regular expressions searched in the names. ``pivot=True`` gives
-    the wide layout: one row per step, a column per ``run/tag``.
+    the wide layout: one row per step, a column per ``run/tag``. ``overwritten=True`` gives
+    every value ever written, replaced ones too, with two more columns: ``attempt`` (0, 1, ...
+    in write order) and ``overwritten`` (True where the default view no longer shows it).
     """
     pd = _pandas()
+    if overwritten:
+        if pivot:
+            raise ValueError("overwritten values need the long layout (pivot=False)")
+        return _scalar_history_frame(pd, load_logdir(logdir), Selection(runs, tags))
     series = selected_scalars(load_logdir(logdir), Selection(runs, tags))
     if pivot:
         columns = {
@@ -51,6 +62,22 @@ def read_scalars(
         }
     )
     return frame
+
+
+def _scalar_history_frame(pd: Any, data: DataProvider, sel: Selection) -> pd.DataFrame:
+    series = [(r, t, data.scalar_history(r, t)) for r, t, _ in selected_scalars(data, sel)]
+    lengths = [len(h) for _, _, h in series]
+    return pd.DataFrame(
+        {
+            "run": np.repeat([run for run, _, _ in series], lengths).astype(object),
+            "tag": np.repeat([tag for _, tag, _ in series], lengths).astype(object),
+            "step": _concat([h.steps for _, _, h in series], np.int64),
+            "wall_time": _concat([h.wall_times for _, _, h in series], np.float64),
+            "value": _concat([h.values for _, _, h in series], np.float64),
+            "attempt": _concat([h.attempts for _, _, h in series], np.int64),
+            "overwritten": _concat([h.overwritten for _, _, h in series], np.bool_),
+        }
+    )
 
 
 def read_histograms(logdir: str, runs: str | None = None, tags: str | None = None) -> pd.DataFrame:

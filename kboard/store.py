@@ -2,8 +2,9 @@
 
 Scalars keep every point in numpy columns. Other kinds keep every value up to a per-tag
 limit (far above TensorBoard's defaults), then a uniform reservoir sample that always keeps
-the newest value. All series follow the preemption rule of TensorBoard's data server: a
-value at a step the series already has replaces the values from that step on.
+the newest value. All series follow the preemption rule of TensorBoard's data server in
+what they show: a value at a step the series already has replaces the values from that step
+on. What is replaced is kept too, with the attempt it belongs to (see :class:`ScalarSeries`).
 """
 
 from __future__ import annotations
@@ -49,17 +50,107 @@ class Sample:
     value: Any
 
 
+@dataclass(frozen=True)
+class ScalarHistory:
+    """Every point ever written to one scalar series, in write order.
+
+    ``attempts`` numbers the series' attempts (0, 1, ...: a new one begins where the step
+    goes back, or at a ``SessionLog.START``); ``overwritten`` marks the points that the
+    default view (the latest value at each step, from the last rewind on) no longer shows.
+    """
+
+    steps: np.ndarray  # int64
+    wall_times: np.ndarray  # float64
+    values: np.ndarray  # float64
+    attempts: np.ndarray  # int32
+    overwritten: np.ndarray  # bool
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+class _Attempts:
+    """Which attempt each position of a step-sorted view belongs to, and how they began.
+
+    Attempts only grow along the view, so ``bounds`` holds one ``(start, attempt)`` pair per
+    attempt present in the view; ``starts`` the first step of every attempt after the first.
+    """
+
+    def __init__(self) -> None:
+        self.current = 0
+        self.bounds: list[tuple[int, int]] = []
+        self.starts: list[int] = []
+
+    def begin(self, step: int) -> None:
+        """A new attempt begins at ``step``."""
+        self.current += 1
+        self.starts.append(step)
+
+    def cut(self, position: int) -> None:
+        """Forget the positions from ``position`` on (they were removed from the view)."""
+        while self.bounds and self.bounds[-1][0] >= position:
+            self.bounds.pop()
+
+    def extend(self, position: int) -> None:
+        """Values of the current attempt are added at ``position``."""
+        if not self.bounds or self.bounds[-1][1] != self.current:
+            self.bounds.append((position, self.current))
+
+    def of(self, lo: int, hi: int) -> np.ndarray:
+        """The attempt of every position in ``[lo, hi)``."""
+        out = np.empty(hi - lo, dtype=np.int32)
+        ends = [start for start, _ in self.bounds[1:]] + [hi]
+        for (start, attempt), end in zip(self.bounds, ends):
+            a, b = max(start, lo), min(end, hi)
+            if a < b:
+                out[a - lo : b - lo] = attempt
+        return out
+
+    def state(self) -> tuple[int, list[tuple[int, int]], list[int]]:
+        return self.current, list(self.bounds), list(self.starts)
+
+    @classmethod
+    def restore(cls, state: tuple[int, list[tuple[int, int]], list[int]]) -> _Attempts:
+        attempts = cls()
+        attempts.current, attempts.bounds, attempts.starts = state[0], state[1], state[2]
+        return attempts
+
+
 class ScalarSeries:
-    """Every point of one scalar series, in growable numpy columns."""
+    """Every point of one scalar series, in growable numpy columns.
+
+    The view (what every route shows) follows TensorBoard's data server: a value at a step
+    the series already has replaces the values from that step on. Replaced values are not
+    lost: they move to the overwritten columns, with the attempt they belong to, and
+    :meth:`history` returns every point ever written. A series that never goes back costs
+    nothing more than its view.
+    """
 
     def __init__(self) -> None:
         self._steps = np.empty(0, dtype=np.int64)
         self._walls = np.empty(0, dtype=np.float64)
         self._values = np.empty(0, dtype=np.float64)
         self._size = 0
+        self._attempts = _Attempts()
+        self._old: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return self._size
+
+    @property
+    def attempts(self) -> int:
+        """How many attempts wrote to this series (1 when it never went back)."""
+        return self._attempts.current + 1
+
+    @property
+    def restart_steps(self) -> tuple[int, ...]:
+        """The step at which each attempt after the first began."""
+        return tuple(self._attempts.starts)
+
+    @property
+    def overwritten(self) -> int:
+        """How many points the view no longer shows."""
+        return 0 if self._old is None else len(self._old[0])
 
     def snapshot(self) -> ScalarColumns:
         """Return views that later writes never change (they append or copy)."""
@@ -69,34 +160,88 @@ class ScalarSeries:
             col.flags.writeable = False
         return ScalarColumns(*cols)
 
+    def history(self) -> ScalarHistory:
+        """Every point ever written, in write order (a copy)."""
+        n = self._size
+        view = (self._steps[:n], self._walls[:n], self._values[:n], self._attempts.of(0, n))
+        if self._old is None:
+            return ScalarHistory(*(c.copy() for c in view), np.zeros(n, dtype=bool))
+        old = self._old
+        steps, walls, values, attempts = (np.concatenate([o, v]) for o, v in zip(old, view))
+        overwritten = np.concatenate([np.ones(len(old[0]), bool), np.zeros(n, bool)])
+        # Within an attempt steps never go back, and an overwritten point at a step was
+        # written before the one shown there: a stable sort by (attempt, step) is write order.
+        order = np.argsort(steps, kind="stable")
+        order = order[np.argsort(attempts[order], kind="stable")]
+        return ScalarHistory(
+            steps[order], walls[order], values[order], attempts[order], overwritten[order]
+        )
+
     def extend(self, steps: np.ndarray, walls: np.ndarray, values: np.ndarray) -> None:
         """Append a batch in file order, applying the preemption rule."""
         if len(steps) == 0:
             return
         steps = np.asarray(steps, dtype=np.int64)
-        # A point survives the batch only if every later point has a larger step.
-        suffix_min = np.minimum.accumulate(steps[::-1])[::-1]
-        keep = np.ones(len(steps), dtype=bool)
-        keep[:-1] = steps[:-1] < suffix_min[1:]
-        if not keep.all():
-            steps, walls, values = steps[keep], np.asarray(walls)[keep], np.asarray(values)[keep]
-        self.truncate_from(int(suffix_min[0]))
-        self._append(steps, np.asarray(walls, np.float64), np.asarray(values, np.float64))
+        walls = np.asarray(walls, dtype=np.float64)
+        values = np.asarray(values, dtype=np.float64)
+        rising = np.diff(steps)
+        if (not self._size or steps[0] > self._steps[self._size - 1]) and (rising > 0).all():
+            self._append(steps, walls, values)  # the common case: nothing is replaced
+            return
+        # Runs in which the step never goes back; each later one begins a new attempt.
+        breaks = [0, *(np.flatnonzero(rising < 0) + 1).tolist(), len(steps)]
+        for lo, hi in zip(breaks[:-1], breaks[1:]):
+            self._extend_run(steps[lo:hi], walls[lo:hi], values[lo:hi])
+
+    def _extend_run(self, steps: np.ndarray, walls: np.ndarray, values: np.ndarray) -> None:
+        first = int(steps[0])
+        if self._size and first < self._steps[self._size - 1]:
+            self.restart(first)
+        else:
+            self.truncate_from(first)  # the same step again: a newer value, same attempt
+        # Several values at one step: the last is shown, the others are overwritten.
+        shown = np.ones(len(steps), dtype=bool)
+        shown[:-1] = steps[:-1] != steps[1:]
+        if not shown.all():
+            hidden = ~shown
+            attempt = np.full(int(hidden.sum()), self._attempts.current, dtype=np.int32)
+            self._keep_old(steps[hidden], walls[hidden], values[hidden], attempt)
+            steps, walls, values = steps[shown], walls[shown], values[shown]
+        self._append(steps, walls, values)
+
+    def restart(self, step: int) -> None:
+        """Begin a new attempt at ``step``: the view drops its values from ``step`` on."""
+        self._attempts.begin(step)
+        self.truncate_from(step)
 
     def truncate_from(self, step: int) -> None:
-        """Drop every point at ``step`` or later."""
+        """Move every point at ``step`` or later out of the view, into the overwritten ones."""
         n = self._size
         if n == 0 or self._steps[n - 1] < step:
             return
         cut = int(np.searchsorted(self._steps[:n], step, side="left"))
+        self._keep_old(
+            self._steps[cut:n], self._walls[cut:n], self._values[cut:n], self._attempts.of(cut, n)
+        )
+        self._attempts.cut(cut)
         # Copy rather than shrink in place: snapshots handed out earlier must not change.
         self._steps = self._steps[:cut].copy()
         self._walls = self._walls[:cut].copy()
         self._values = self._values[:cut].copy()
         self._size = cut
 
+    def _keep_old(
+        self, steps: np.ndarray, walls: np.ndarray, values: np.ndarray, attempts: np.ndarray
+    ) -> None:
+        new = (steps, walls, values, attempts)
+        if self._old is None:
+            self._old = tuple(c.copy() for c in new)  # type: ignore[assignment]
+        else:
+            self._old = tuple(np.concatenate([o, c]) for o, c in zip(self._old, new))  # type: ignore[assignment]
+
     def _append(self, steps: np.ndarray, walls: np.ndarray, values: np.ndarray) -> None:
         n, k = self._size, len(steps)
+        self._attempts.extend(n)
         if n + k > len(self._steps):
             capacity = max(n + k, 2 * len(self._steps), 64)
             self._steps = _grow(self._steps, n, capacity)
@@ -107,6 +252,23 @@ class ScalarSeries:
         self._values[n : n + k] = values
         self._size = n + k
 
+    def state(self) -> dict[str, Any]:
+        """A picklable copy (for the cache)."""
+        return {"view": self.snapshot(), "attempts": self._attempts.state(), "old": self._old}
+
+    @classmethod
+    def restore(cls, state: dict[str, Any]) -> ScalarSeries:
+        """Rebuild a series from :meth:`state`."""
+        series = cls()
+        view = state["view"]
+        series._steps = np.array(view.steps, dtype=np.int64)
+        series._walls = np.array(view.wall_times, dtype=np.float64)
+        series._values = np.array(view.values, dtype=np.float64)
+        series._size = len(series._steps)
+        series._attempts = _Attempts.restore(state["attempts"])
+        series._old = state["old"]
+        return series
+
 
 def _grow(col: np.ndarray, used: int, capacity: int) -> np.ndarray:
     out = np.empty(capacity, dtype=col.dtype)
@@ -115,38 +277,63 @@ def _grow(col: np.ndarray, used: int, capacity: int) -> np.ndarray:
 
 
 class SampledSeries:
-    """Values of a non-scalar series: all of them up to ``limit``, then a reservoir sample."""
+    """Values of a non-scalar series: all of them up to ``limit``, then a reservoir sample.
+
+    The same rule as scalars decides what is shown; values replaced by a later attempt are
+    kept apart, up to ``limit`` of them too, with the attempt they belong to.
+    """
 
     def __init__(self, limit: int, seed: int = 0) -> None:
         self.limit = limit
         self._items: list[Sample] = []
         self._seen = 0
         self._rng = random.Random(seed)
+        self._attempt = 0
+        self._starts: list[tuple[int, int]] = []  # (first step, attempt) of later attempts
+        self._old: list[tuple[int, Sample]] = []
+        self._old_seen = 0
 
     def __len__(self) -> int:
         return len(self._items)
-
-    @classmethod
-    def restore(cls, limit: int, seen: int, items: tuple[Sample, ...]) -> SampledSeries:
-        """Rebuild a series saved with its kept items and count of values seen."""
-        series = cls(limit)
-        series._items = list(items)
-        series._seen = seen
-        return series
 
     @property
     def seen(self) -> int:
         """How many values were ever added (more than are kept once sampling started)."""
         return self._seen
 
+    @property
+    def attempts(self) -> int:
+        return self._attempt + 1
+
+    @property
+    def overwritten(self) -> int:
+        """How many replaced values there were (up to ``limit`` of them are kept)."""
+        return self._old_seen
+
     def snapshot(self) -> tuple[Sample, ...]:
         return tuple(self._items)
+
+    def history(self) -> list[tuple[int, bool, Sample]]:
+        """``(attempt, overwritten, sample)`` for every kept value, in write order."""
+        shown = [(self._attempt_at(s.step), False, s) for s in self._items]
+        old = [(attempt, True, s) for attempt, s in self._old]
+        return sorted(old + shown, key=lambda item: (item[0], item[2].step))
+
+    def _attempt_at(self, step: int) -> int:
+        attempt = 0
+        for start, number in self._starts:
+            if step >= start:
+                attempt = number
+        return attempt
 
     def add(self, sample: Sample) -> None:
         """Add a value, applying the preemption rule, then the reservoir."""
         items = self._items
         if items and items[-1].step >= sample.step:
-            self.truncate_from(sample.step)
+            if items[-1].step > sample.step:
+                self.restart(sample.step)
+            else:
+                self.truncate_from(sample.step)
             items = self._items
         self._seen += 1
         if len(items) < self.limit:
@@ -159,9 +346,55 @@ class SampledSeries:
         else:
             items[-1] = sample  # always keep the newest
 
+    def restart(self, step: int) -> None:
+        """Begin a new attempt at ``step``: values from ``step`` on are replaced."""
+        self._attempt += 1
+        self.truncate_from(step)
+        self._starts.append((step, self._attempt))
+
     def truncate_from(self, step: int) -> None:
-        """Drop every value at ``step`` or later."""
-        self._items = [s for s in self._items if s.step < step]
+        """Move every value at ``step`` or later out of view."""
+        kept = []
+        for s in self._items:
+            if s.step < step:
+                kept.append(s)
+            else:
+                self._keep_old(self._attempt_at(s.step), s)
+        self._items = kept
+
+    def _keep_old(self, attempt: int, sample: Sample) -> None:
+        self._old_seen += 1
+        if len(self._old) < self.limit:
+            self._old.append((attempt, sample))
+            return
+        slot = self._rng.randrange(self._old_seen)
+        if slot < self.limit:
+            del self._old[slot]
+            self._old.append((attempt, sample))
+
+    def state(self) -> dict[str, Any]:
+        """A picklable copy (for the cache)."""
+        return {
+            "limit": self.limit,
+            "seen": self._seen,
+            "items": tuple(self._items),
+            "attempt": self._attempt,
+            "starts": list(self._starts),
+            "old": list(self._old),
+            "old_seen": self._old_seen,
+        }
+
+    @classmethod
+    def restore(cls, state: dict[str, Any]) -> SampledSeries:
+        """Rebuild a series from :meth:`state`."""
+        series = cls(state["limit"])
+        series._items = list(state["items"])
+        series._seen = state["seen"]
+        series._attempt = state["attempt"]
+        series._starts = list(state["starts"])
+        series._old = list(state["old"])
+        series._old_seen = state["old_seen"]
+        return series
 
 
 @dataclass(frozen=True)
@@ -191,9 +424,9 @@ class RunData:
         """A picklable copy of this run's data (call under the store's lock)."""
         return {
             "tags": {kind: dict(tags) for kind, tags in self.tags.items()},
-            "scalars": {tag: series.snapshot() for tag, series in self.scalars.items()},
+            "scalars": {tag: series.state() for tag, series in self.scalars.items()},
             "samples": {
-                kind: {tag: (s.limit, s.seen, s.snapshot()) for tag, s in by_tag.items()}
+                kind: {tag: s.state() for tag, s in by_tag.items()}
                 for kind, by_tag in self.samples.items()
             },
             "start_time": self.start_time,
@@ -204,24 +437,32 @@ class RunData:
         """Rebuild a run's data from :meth:`to_state`'s output."""
         data = cls()
         data.tags = {Kind(kind): dict(tags) for kind, tags in state["tags"].items()}
-        for tag, cols in state["scalars"].items():
-            series = ScalarSeries()
-            series.extend(cols.steps, cols.wall_times, cols.values)
-            data.scalars[tag] = series
+        for tag, series_state in state["scalars"].items():
+            data.scalars[tag] = ScalarSeries.restore(series_state)
         for kind, by_tag in state["samples"].items():
             target = data.samples.setdefault(Kind(kind), {})
-            for tag, (limit, seen, items) in by_tag.items():
-                target[tag] = SampledSeries.restore(limit, seen, items)
+            for tag, series_state in by_tag.items():
+                target[tag] = SampledSeries.restore(series_state)
         data.start_time = state["start_time"]
         return data
 
     def restart(self, step: int) -> None:
-        """Apply a ``SessionLog.START``: drop every series' values from ``step`` on."""
+        """Apply a ``SessionLog.START``: every series with values begins a new attempt."""
         for series in self.scalars.values():
-            series.truncate_from(step)
+            if len(series) or series.overwritten:
+                series.restart(step)
         for by_tag in self.samples.values():
             for sampled in by_tag.values():
-                sampled.truncate_from(step)
+                if len(sampled) or sampled.overwritten:
+                    sampled.restart(step)
+
+    def restarts(self) -> tuple[int, int]:
+        """``(attempts, overwritten)``: the most attempts of any series, and how many
+        values the views no longer show, over every series of the run."""
+        series: list[ScalarSeries | SampledSeries] = list(self.scalars.values())
+        series += [s for by_tag in self.samples.values() for s in by_tag.values()]
+        attempts = max((s.attempts for s in series), default=1)
+        return attempts, sum(s.overwritten for s in series)
 
 
 class Store:
@@ -274,6 +515,26 @@ class Store:
         """Return the kept values of one non-scalar series; :class:`NotFound` when unknown."""
         with self._lock:
             return self._series(run, kind, tag).snapshot()
+
+    def scalar_history(self, run: str, tag: str) -> ScalarHistory:
+        """Every point ever written to one scalar series, overwritten ones too."""
+        with self._lock:
+            return _lookup(self._run(run).scalars, tag, run).history()
+
+    def restart_steps(self, run: str, tag: str) -> tuple[int, ...]:
+        """The steps at which a scalar series began again (went back, or restarted)."""
+        with self._lock:
+            return _lookup(self._run(run).scalars, tag, run).restart_steps
+
+    def sample_history(self, run: str, kind: Kind, tag: str) -> list[tuple[int, bool, Sample]]:
+        """``(attempt, overwritten, sample)`` for every kept value of a non-scalar series."""
+        with self._lock:
+            return self._series(run, kind, tag).history()
+
+    def restarts(self, run: str) -> tuple[int, int]:
+        """``(attempts, overwritten values)`` of a run (see :meth:`RunData.restarts`)."""
+        with self._lock:
+            return self._run(run).restarts()
 
     def iter_scalars(self) -> Iterator[tuple[str, str, ScalarColumns]]:
         """Yield ``(run, tag, columns)`` for every scalar series, sorted."""

@@ -33,7 +33,15 @@ def runs_listing(data: DataProvider) -> dict[str, Any]:
     return {
         "generation": generation,
         "logdir": data.logdir,
-        "runs": [{"name": r.name, "start_time": r.start_time} for r in data.runs()],
+        "runs": [
+            {
+                "name": r.name,
+                "start_time": r.start_time,
+                "attempts": r.attempts,
+                "overwritten": r.overwritten,
+            }
+            for r in data.runs()
+        ],
         "problems": [
             {"run": p.run, "file": os.path.basename(p.path), "kind": p.kind, "message": p.message}
             for p in data.problems()
@@ -88,7 +96,13 @@ def scalars() -> Response:
     if not 2 <= points <= MAX_POINTS:
         return json_error(f"points must be between 2 and {MAX_POINTS}", 400)
     view = provider().scalar_view(
-        tag, runs_arg or None, x_mode=x_mode, xmin=xmin, xmax=xmax, points=points
+        tag,
+        runs_arg or None,
+        x_mode=x_mode,
+        xmin=xmin,
+        xmax=xmax,
+        points=points,
+        overwritten=_flag("overwritten"),
     )
     return json_response(view)
 
@@ -169,6 +183,7 @@ def export() -> Response:
             request.args.get("runs") or None,
             request.args.get("tags") or None,
             request.args.get("kind", "scalars"),
+            overwritten=_flag("overwritten"),
         )
         chunks = (json_chunks if fmt == "json" else csv_chunks)(provider(), sel, layout)
         first = next(chunks)  # validates the layout before the response starts
@@ -224,6 +239,14 @@ def text() -> Response:
 def model() -> Response:
     run, tag = _run_tag()
     return json_response(provider().model_view(run, tag))
+
+
+def _flag(name: str) -> bool:
+    """A yes/no query parameter: ``1``/``true`` is yes, absent, ``0`` or ``false`` no."""
+    text = request.args.get(name, "0").lower()
+    if text not in ("0", "1", "true", "false"):
+        raise _BadRequest(f"{name} must be 1 or 0")
+    return text in ("1", "true")
 
 
 def _sse(event: str, data: dict[str, Any]) -> str:
