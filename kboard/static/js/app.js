@@ -20,6 +20,7 @@ import {
   makeMatcher,
   onLoading,
   paletteColor,
+  plural,
   runColor,
   setChosenColors,
 } from './util.js';
@@ -162,7 +163,7 @@ export const app = {
   state,
   setState,
   runColor,
-  /** All runs, sorted: [{name, start_time}]. */
+  /** All runs, sorted: [{name, start_time, attempts, overwritten}] (see /api/runs). */
   get runs() {
     return runs;
   },
@@ -234,6 +235,7 @@ function renderRuns() {
     item.title = run.start_time
       ? `${run.name}\nstarted ${new Date(run.start_time * 1000).toLocaleString()}`
       : run.name;
+    markRestarts(item, run);
   }
   updateRunExport();
   const count = document.getElementById('kb-run-count');
@@ -242,6 +244,28 @@ function renderRuns() {
       ? `${shown} of ${runs.length}`
       : `${runs.length}`
     : '';
+}
+
+/**
+ * Mark a run that has replaced values (it was restarted, resumed, or wrote a step twice) with
+ * a badge under its name; the SCALARS switch "Earlier attempts" draws what was replaced.
+ */
+function markRestarts(item, run) {
+  let badge = item.querySelector('.kb-run-restarts');
+  if (!run.overwritten) {
+    if (badge) badge.remove();
+    return;
+  }
+  if (!badge) {
+    badge = el('span', { class: 'kb-run-restarts' });
+    item.append(badge);
+  }
+  const restarts = (run.attempts || 1) - 1;
+  badge.textContent = restarts
+    ? `restarted ${restarts.toLocaleString()}×`
+    : `${run.overwritten.toLocaleString()} replaced`;
+  badge.title =
+    `${plural(run.overwritten, 'earlier value')} replaced; ` + "show them with 'Earlier attempts'";
 }
 
 /** Point the run selector's export links at every point of the selected runs. */

@@ -2,13 +2,22 @@
 //
 // A board of one card per tag (board.js, byTag): charts fetch only when they are on (or
 // near) the screen. A zoom fetches that x range at full resolution; live updates replace the
-// data with Plotly.react under a fixed uirevision, so zoom survives. Everything
+// data with Plotly.react under a fixed uirevision, so zoom survives. A restarted run's
+// series has a dotted mark at each step it began again; with the "Earlier attempts" switch
+// its replaced attempts come too (overwritten=1), drawn faded under the lines. Everything
 // user-controlled that reaches Plotly goes through escapePlotly / escapeTemplate: Plotly
 // renders a subset of HTML in names and templates.
 
 import { app, defineState, spec } from './app.js';
 import { cardTitle, createBoard, registerBoard } from './board.js';
-import { axisStyle, axisTitle, baseLayout, NO_PLOTLY, PLOT_CONFIG } from './charts.js';
+import {
+  axisStyle,
+  axisTitle,
+  baseLayout,
+  NO_PLOTLY,
+  PLOT_CONFIG,
+  withAlpha,
+} from './charts.js';
 import {
   codeBlock,
   el,
@@ -26,6 +35,7 @@ defineState('smooth', spec.number(0.6, 0, 0.999));
 defineState('x', spec.choice('step', ['step', 'relative', 'wall_time']));
 defineState('y', spec.choice('linear', ['linear', 'log']));
 defineState('outliers', spec.bool(true));
+defineState('earlier', spec.bool(false)); // draw the attempts restarted runs replaced
 defineState('closed', spec.list()); // collapsed tag groups
 
 const ZOOMED_POINTS = 5000;
@@ -222,6 +232,7 @@ class ScalarCard {
         const budget = Math.max(300, Math.min(4000, Math.round(perRun)));
         params.set('points', String(zoom ? Math.max(budget, ZOOMED_POINTS) : budget));
         params.set('x', app.state.x);
+        if (app.state.earlier) params.set('overwritten', '1');
         if (zoom) {
           // A margin either side, so a small pan still has data under it.
           const margin = (zoom[1] - zoom[0]) * 0.1;
@@ -292,9 +303,55 @@ function hoverTitle(mode, card) {
   return '';
 }
 
+/** Thin dotted marks, in the run's colour, at the steps where a series began again. */
+function restartMarks(s, color) {
+  return [...new Set(s.restarts || [])].map((step) => ({
+    type: 'line',
+    xref: 'x',
+    yref: 'paper',
+    x0: step,
+    x1: step,
+    y0: 0,
+    y1: 1,
+    layer: 'below',
+    line: { color: withAlpha(color, 0.6), width: 1, dash: 'dot' },
+  }));
+}
+
+/**
+ * One replaced attempt of a series (``earlier`` of /api/scalars) as a faded line of the run's
+ * colour, smoothed as the series is; its hover says which attempt (counted from 1).
+ */
+function earlierTrace(s, attempt, color, card) {
+  const state = app.state;
+  const raw = attempt.values.map(Number);
+  const y = smooth(raw, state.smooth).map((v) => (Number.isFinite(v) ? v : null));
+  const attempts = (s.restarts || []).length + 1;
+  const label = `${escapeTemplate(s.run)} · attempt ${attempt.attempt + 1} of ${attempts}`;
+  return {
+    type: 'scatter',
+    mode: y.filter((v) => v !== null).length <= 1 ? 'markers' : 'lines',
+    name: escapePlotly(s.run),
+    x: xValues({ ...attempt, run: s.run }, state.x, card),
+    y,
+    customdata: raw.map(formatNumber),
+    line: { color, width: 1 },
+    marker: { color, size: 4 },
+    opacity: 0.35,
+    hovertemplate:
+      `${label}: %{y:.5g}` +
+      (state.smooth > 0 ? ' <span style="color:#8a8f98">(raw %{customdata})</span>' : '') +
+      '<extra></extra>',
+    showlegend: false,
+    meta: { run: s.run, kind: 'earlier', attempt: attempt.attempt },
+  };
+}
+
 function buildFigure(card) {
   const state = app.state;
   const traces = [];
+  const earlier = []; // replaced attempts, drawn under every run's lines
+  const shapes = [];
   const forRange = [];
   let nonFiniteCount = 0;
   let downsampled = 0;
@@ -322,6 +379,15 @@ function buildFigure(card) {
     if (s.downsampled) downsampled += 1;
     for (let i = 0; i < raw.length; i++) {
       if (Number.isFinite(raw[i])) forRange.push(raw[i], smoothed[i]);
+    }
+    if (state.x === 'step') shapes.push(...restartMarks(s, color));
+    for (const attempt of (state.earlier && s.earlier) || []) {
+      const trace = earlierTrace(s, attempt, color, card);
+      earlier.push(trace);
+      for (const v of trace.y) if (v !== null) forRange.push(v);
+      total += attempt.total;
+      shown += attempt.count;
+      if (attempt.downsampled) downsampled += 1;
     }
     traces.push({
       type: 'scatter',
@@ -398,6 +464,7 @@ function buildFigure(card) {
   }
   const layout = baseLayout({
     uirevision: `${card.tag}|${state.x}|${card.relUnit.label}|${card.xRevision}`,
+    shapes,
     hovermode: 'x unified',
     hoverlabel: { bgcolor: 'rgba(255,255,255,0.95)', bordercolor: '#c9ced6', font: { size: 11 } },
     dragmode: 'zoom',
@@ -437,7 +504,7 @@ function buildFigure(card) {
   if (nonFiniteCount) {
     notes.push(`${plural(nonFiniteCount, 'NaN/Infinity value')} marked at the chart's edge.`);
   }
-  return { traces, layout, note: notes.join(' ') };
+  return { traces: [...earlier, ...traces], layout, note: notes.join(' ') };
 }
 
 async function draw(card) {
@@ -497,7 +564,9 @@ function onRelayout(card, event) {
     if (!zoom.every(Number.isFinite)) return;
     card.zoom = zoom;
     // Data already on screen covers a zoom into a range fetched at full resolution.
-    const complete = card.series && card.series.every((s) => !s.downsampled);
+    const complete =
+      card.series &&
+      card.series.every((s) => !s.downsampled && !(s.earlier || []).some((e) => e.downsampled));
     const inside =
       !card.fetchedZoom ||
       (card.zoom[0] >= card.fetchedZoom[0] && card.zoom[1] <= card.fetchedZoom[1]);
@@ -573,6 +642,20 @@ function bindSettings() {
   const number = document.getElementById('kb-smoothing-number');
   const output = document.getElementById('kb-smoothing-value');
   const outliers = document.getElementById('kb-outliers');
+  const earlier = el('input', { type: 'checkbox', id: 'kb-earlier' });
+  outliers.closest('label').after(
+    el(
+      'label',
+      {
+        class: 'kb-check',
+        title:
+          'Also draw what restarted runs wrote before: each replaced attempt as a faded line ' +
+          'of its run’s colour',
+      },
+      earlier,
+      ' Earlier attempts',
+    ),
+  );
   const sync = () => {
     const s = app.state;
     slider.value = String(s.smooth);
@@ -585,6 +668,7 @@ function bindSettings() {
       radio.checked = radio.value === s.y;
     }
     outliers.checked = s.outliers;
+    earlier.checked = s.earlier;
   };
   sync();
   const setSmoothing = (raw) => {
@@ -601,6 +685,7 @@ function bindSettings() {
     radio.addEventListener('change', () => radio.checked && app.setState({ y: radio.value }));
   }
   outliers.addEventListener('change', () => app.setState({ outliers: outliers.checked }));
+  earlier.addEventListener('change', () => app.setState({ earlier: earlier.checked }));
   return sync;
 }
 
@@ -616,8 +701,11 @@ registerBoard('scalars', board, {
         card.xRevision += 1;
       }
       board.refetch();
-    } else if (keys.has('smooth') || keys.has('y') || keys.has('outliers')) {
-      if (keys.has('y') || keys.has('outliers')) {
+    } else if (keys.has('earlier') && app.state.earlier) {
+      for (const card of board.cards()) card.yRevision += 1;
+      board.refetch(); // the replaced attempts come with overwritten=1
+    } else if (['smooth', 'y', 'outliers', 'earlier'].some((key) => keys.has(key))) {
+      if (keys.has('y') || keys.has('outliers') || keys.has('earlier')) {
         for (const card of board.cards()) card.yRevision += 1;
       }
       redrawAll();
