@@ -7,17 +7,26 @@ connections. Everything stops by itself after ``--duration`` seconds. Printed: r
 failures, p50/p99 latency, the server's RSS over time (``VmRSS``) and whether the served
 series finally equal what was written, point for point. Exit status 1 if anything failed.
 
-    python -m bench.load [--duration 60] [--clients 50] [--runs 20] [--rate 1000] [--quick]
+With ``--streams N``, N live-update streams (``/api/stream``, as N open pages hold) stay open
+the whole time, read by one selector thread: printed are how many opened, how many change
+notifications each got (every stream must get every one the others got, ending at the
+server's final generation), and the server's thread count.
+
+    python -m bench.load [--duration 60] [--clients 50] [--runs 20] [--rate 1000]
+                         [--streams 0] [--threads 16] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import http.client
 import json
 import multiprocessing
 import os
 import re
+import selectors
+import socket
 import sys
 import tempfile
 import threading
@@ -77,13 +86,18 @@ def writer(logdir: str, runs: int, rate: int, duration: float, done: str) -> Non
     Path(done).write_text(json.dumps(steps))
 
 
-def rss_kb(pid: int) -> int:
+def proc_status(pid: int, field: str) -> int:
+    """A number from ``/proc/PID/status`` (``VmRSS`` in kB, ``Threads``); 0 when gone."""
     try:
         with open(f"/proc/{pid}/status") as f:
-            match = re.search(r"VmRSS:\s+(\d+)", f.read())
+            match = re.search(rf"{field}:\s+(\d+)", f.read())
         return int(match.group(1)) if match else 0
     except OSError:
         return 0
+
+
+def rss_kb(pid: int) -> int:
+    return proc_status(pid, "VmRSS")
 
 
 class Client(threading.Thread):
@@ -120,6 +134,55 @@ class Client(threading.Thread):
         conn.close()
 
 
+class Streams(threading.Thread):
+    """Holds ``count`` open ``/api/stream`` connections and records every generation sent."""
+
+    GENERATION = re.compile(rb"event: generation\r?\ndata: \{\"generation\": (\d+)\}")
+
+    def __init__(self, port: int, count: int, deadline: float) -> None:
+        super().__init__(daemon=True)
+        self.port, self.count, self.deadline = port, count, deadline
+        self.received: dict[int, bytes] = {}
+        self.connect_failures: list[str] = []
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        selector = selectors.DefaultSelector()
+        socks = []
+        request = f"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n\r\n".encode()
+        for i in range(self.count):
+            try:
+                sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+                sock.sendall(request)
+            except OSError as exc:
+                self.connect_failures.append(f"{type(exc).__name__}: {exc}")
+                continue
+            sock.setblocking(False)
+            selector.register(sock, selectors.EVENT_READ, i)
+            self.received[i] = b""
+            socks.append(sock)
+        self.ready.set()
+        while time.monotonic() < self.deadline:
+            for key, _ in selector.select(timeout=0.5):
+                try:
+                    chunk = key.fileobj.recv(65536)
+                except OSError:
+                    chunk = b""
+                if chunk:
+                    self.received[key.data] += chunk
+                else:
+                    selector.unregister(key.fileobj)
+        for sock in socks:
+            sock.close()
+        selector.close()
+
+    def generations(self) -> dict[int, list[int]]:
+        return {i: [int(g) for g in self.GENERATION.findall(b)] for i, b in self.received.items()}
+
+    def opened(self) -> int:
+        return sum(b.startswith(b"HTTP/1.1 200") for b in self.received.values())
+
+
 def get_json(port: int, path: str) -> object:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
@@ -152,12 +215,18 @@ def load(port: int, pid: int, logdir: str, done: str, args: argparse.Namespace) 
         if TAG in json.dumps(get_json(port, "/api/tags/scalars")):
             break
         time.sleep(0.1)
+    streams = Streams(port, args.streams, deadline + 5)  # open until the last check is done
+    if args.streams:
+        streams.start()
+        streams.ready.wait(timeout=120)
     clients = [Client(port, deadline, args.runs) for _ in range(args.clients)]
     for c in clients:
         c.start()
     rss: list[tuple[float, int]] = []
+    threads: list[int] = []
     while time.monotonic() < deadline:
         rss.append((time.monotonic() - started, rss_kb(pid)))
+        threads.append(proc_status(pid, "Threads"))
         time.sleep(min(1.0, max(deadline - time.monotonic(), 0)))
     for c in clients:
         c.join(timeout=60)
@@ -167,7 +236,10 @@ def load(port: int, pid: int, logdir: str, done: str, args: argparse.Namespace) 
     latencies = np.array([x for c in clients for x in c.latencies]) * 1000
     failures = [f for c in clients for f in c.failures]
     seconds = time.monotonic() - started
-    print(f"kboard load test: {args.clients} clients, {args.runs} runs, {args.rate} points/s")
+    print(
+        f"kboard load test: {args.clients} clients, {args.streams} open streams, "
+        f"{args.runs} runs, {args.rate} points/s, --threads {args.threads}"
+    )
     print(f"  requests    {len(latencies)} in {seconds:.1f} s ({len(latencies) / seconds:.0f}/s)")
     print(f"  failures    {len(failures)}")
     for failure in failures[:5]:
@@ -211,7 +283,37 @@ def load(port: int, pid: int, logdir: str, done: str, args: argparse.Namespace) 
             lost = f"{missing} points not served, or served wrong"
     total = sum(written or [])
     print(f"  written     {total} points; all served exactly: {lost or 'yes'}")
-    return not failures and not lost and len(latencies) > 0
+    print(f"  threads     server: at most {max(threads, default=0)}")
+    missed = ""
+    if args.streams:
+        final = get_json(port, "/api/runs")["generation"]
+        time.sleep(1.5)  # the last notification is on its way
+        streams.join(timeout=30)
+        seen = streams.generations()
+        # From when the last stream had opened (the writer starts first), every stream must
+        # get every notification sent to all (a stream just opened may get one more: the
+        # change made while it was opening).
+        since = max((gens[0] for gens in seen.values() if gens), default=0)
+        seen = {i: [g for g in gens if g >= since] for i, gens in seen.items()}
+        tally = collections.Counter(g for gens in seen.values() for g in set(gens))
+        every = {g for g, n in tally.items() if n > len(seen) / 2}
+        # A change coming while the last is sent is told with it (the newest generation), so
+        # "every notification" means: each stream ends at the final generation, and (with one
+        # loop sending to all) each got the very same notifications as the others.
+        current = [i for i, gens in seen.items() if gens[-1:] == [final]]
+        same = [i for i, gens in seen.items() if every <= set(gens)]
+        counts = [len(gens) for gens in seen.values()] or [0]
+        print(
+            f"  streams     {streams.opened()} of {args.streams} open "
+            f"({len(streams.connect_failures)} failed to connect); notifications a stream: "
+            f"{min(counts)} to {max(counts)}; ended at the final generation ({final}): "
+            f"{len(current)}; got all {len(every)} notifications sent once all were open: "
+            f"{len(same)}"
+        )
+        if len(current) != args.streams or len(same) != args.streams:
+            missed = f"{args.streams - min(len(current), len(same))} streams missed a change"
+            print(f"  FAILED      {missed}")
+    return not failures and not lost and not missed and len(latencies) > 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--rate", type=int, default=1000, help="points written per second")
+    parser.add_argument("--streams", type=int, default=0, help="open /api/stream connections")
+    parser.add_argument("--threads", type=int, default=16, help="the server's --threads")
     parser.add_argument("--quick", action="store_true", help="a few seconds, for a smoke test")
     args = parser.parse_args(argv)
     if args.quick:
@@ -229,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         logdir = os.path.join(tmp, "logs")
         os.makedirs(logdir)
         server_args = ("--host", "127.0.0.1", "--port", "0", "--no-cache", "--reload-interval", "1")
+        server_args += ("--threads", str(args.threads))
         with served(logdir, *server_args) as server:
             done = os.path.join(tmp, "written.json")
             ok = load(server.port, server.proc.pid, logdir, done, args)

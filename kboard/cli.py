@@ -282,7 +282,7 @@ def export(
     default=16,
     show_default=True,
     type=click.IntRange(2, 256),
-    help="Worker threads (each open page holds one for live updates).",
+    help="Worker threads for data requests (live-update streams hold none).",
 )
 @click.option(
     "--cache-dir",
@@ -291,6 +291,40 @@ def export(
     "[default: $KBOARD_CACHE_DIR or ~/.cache/kboard].",
 )
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
+@click.option(
+    "--token",
+    envvar="KBOARD_TOKEN",
+    metavar="VALUE",
+    help="Require this token on every request [default: $KBOARD_TOKEN; bound beyond "
+    "loopback, a random one, printed in the URL].",
+)
+@click.option(
+    "--no-auth",
+    is_flag=True,
+    help="Require no token even when bound beyond loopback (anyone who can reach the port "
+    "reads every log).",
+)
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="A name the server may be reached by (repeatable); keeps the Host check on when "
+    "bound to 0.0.0.0.",
+)
+@click.option(
+    "--path-prefix",
+    default="",
+    metavar="PATH",
+    help="Serve under this path (e.g. /kboard), behind a reverse proxy.",
+)
+@click.option(
+    "--max-streams",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Open live-update streams at most; beyond it, 503 (pages poll instead).",
+)
 def serve(
     logdir: str | dict[str, str],
     host: str,
@@ -300,10 +334,17 @@ def serve(
     threads: int,
     cache_dir: str | None,
     no_cache: bool,
+    token: str | None,
+    no_auth: bool,
+    allowed_hosts: tuple[str, ...],
+    path_prefix: str,
+    max_streams: int,
 ) -> None:
     """Serve the dashboard for a logdir until Ctrl-C."""
     from kboard.server.serve import serve_forever
 
+    if token is not None and no_auth:
+        raise click.UsageError("give --token (or KBOARD_TOKEN) or --no-auth, not both")
     serve_forever(
         logdir,
         host=host,
@@ -312,6 +353,11 @@ def serve(
         watch=not no_watch,
         threads=threads,
         cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
+        token=token,
+        no_auth=no_auth,
+        allowed_hosts=allowed_hosts,
+        path_prefix=path_prefix,
+        max_streams=max_streams,
     )
 
 

@@ -44,6 +44,8 @@ LAYERS: dict[str, int] = {
     "kboard.server": 9,
     "kboard.server.responses": 9,
     "kboard.server.live": 9,
+    "kboard.server.auth": 9,
+    "kboard.server.streams": 9,
     "kboard.server.context": 10,
     "kboard.server.api": 11,
     "kboard.server.compat": 11,

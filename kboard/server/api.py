@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -16,12 +15,12 @@ from kboard.histograms import DISPLAY_BINS
 from kboard.provider import DEFAULT_POINTS, X_MODES, DataProvider, NotFound
 from kboard.server.context import provider, serving
 from kboard.server.responses import blob_response, json_error, json_response
+from kboard.server.streams import stream_response
 from kboard.tfevents.events import Kind
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 MAX_POINTS = 100_000
-STREAM_KEEPALIVE_SECONDS = 15.0
 # Text is rendered per request; these bound the work (markdown takes up to ~15 µs a character).
 PREVIEW_TEXT_CHARS = 20_000
 FULL_TEXT_CHARS = 200_000
@@ -110,24 +109,7 @@ def scalars() -> Response:
 @bp.get("/stream")
 def stream() -> Response:
     """Server-Sent Events: the data's generation, now and whenever it changes."""
-    data = provider()
-
-    def events() -> Iterator[str]:
-        generation = data.generation
-        yield "retry: 1000\n"
-        yield _sse("generation", {"generation": generation})
-        while True:
-            latest = data.wait_for_change(generation, STREAM_KEEPALIVE_SECONDS)
-            if latest == generation:
-                yield ": keepalive\n\n"
-                continue
-            generation = latest
-            yield _sse("generation", {"generation": generation})
-
-    response = Response(stream_with_context(events()), mimetype="text/event-stream")
-    response.headers["Cache-Control"] = "no-cache"
-    response.headers["X-Accel-Buffering"] = "no"
-    return response
+    return stream_response(serving().streams, request.environ)
 
 
 def _run_tag() -> tuple[str, str]:
@@ -247,10 +229,6 @@ def _flag(name: str) -> bool:
     if text not in ("0", "1", "true", "false"):
         raise _BadRequest(f"{name} must be 1 or 0")
     return text in ("1", "true")
-
-
-def _sse(event: str, data: dict[str, Any]) -> str:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
 def _optional_float(text: str | None) -> float | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
@@ -13,9 +13,11 @@ from kboard.cache import RunCache
 from kboard.ingest import LogdirReader, logdir_label
 from kboard.provider import DataProvider
 from kboard.server import api, compat, views
+from kboard.server.auth import PathPrefix, TokenAuth, normalize_prefix
 from kboard.server.context import Serving, serving
 from kboard.server.live import LiveReloader
 from kboard.server.responses import json_error
+from kboard.server.streams import DEFAULT_MAX_STREAMS, StreamHub
 
 log = logging.getLogger("kboard")
 
@@ -38,13 +40,21 @@ def create_app(
     host: str = "127.0.0.1",
     reader: LogdirReader | None = None,
     cache_dir: str | None = None,
+    token: str | None = None,
+    allowed_hosts: Iterable[str] = (),
+    path_prefix: str = "",
+    max_streams: int = DEFAULT_MAX_STREAMS,
 ) -> Flask:
     """Create the app for ``logdir``: read it once, then follow it when ``live``.
 
     ``logdir`` is one path, or ``{name: path}`` for several named logdirs.
 
-    With ``cache_dir``, decoded runs are kept there so the next start is quick.
+    With ``cache_dir``, decoded runs are kept there so the next start is quick. With
+    ``token``, every request must carry it (see :class:`TokenAuth`). ``allowed_hosts`` are
+    more names the server may be reached by (the Host check). ``path_prefix`` (``/kboard``)
+    serves everything under that path, for a reverse proxy.
     """
+    path_prefix = normalize_prefix(path_prefix)
     app = Flask("kboard")  # the package's static/ and templates/ folders
     app.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=1024 * 1024)
     cache = RunCache(cache_dir) if cache_dir else None
@@ -59,19 +69,40 @@ def create_app(
     if live:
         reloader = LiveReloader(reader, interval=reload_interval, watch=watch)
         reloader.start()
-    allowed = None if host in ANY_ADDRESS else LOCAL_HOSTS | {host.strip("[]").lower()}
     label = logdir_label(reader.roots)
+    data = DataProvider(reader.store, label)
     app.extensions["kboard"] = Serving(
-        DataProvider(reader.store, label), reader, reloader, label, allowed
+        data,
+        reader,
+        reloader,
+        label,
+        host_allowlist(host, allowed_hosts),
+        TokenAuth(token, path_prefix + "/") if token is not None else None,
+        StreamHub(data, max_streams),
     )
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(compat.bp)
     app.before_request(_check_host)
+    app.before_request(_check_token)
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
+    if path_prefix:
+        app.wsgi_app = PathPrefix(app.wsgi_app, path_prefix)  # type: ignore[method-assign]
     return app
+
+
+def host_allowlist(host: str, names: Iterable[str] = ()) -> frozenset[str] | None:
+    """The Host names to answer: loopback, the bound address and ``names``; None for any.
+
+    Bound to every interface with no names given, any Host is answered.
+    """
+    extra = {name.strip().strip("[]").lower() for name in names if name.strip()}
+    if host in ANY_ADDRESS and not extra:
+        return None
+    own = set() if host in ANY_ADDRESS else {host.strip("[]").lower()}
+    return LOCAL_HOSTS | own | extra
 
 
 def _host_name(host_header: str) -> str:
@@ -91,7 +122,16 @@ def _check_host() -> Response | None:
     return None
 
 
+def _check_token() -> Response | None:
+    """Refuse requests without the token, when one is required."""
+    auth = serving().auth
+    return None if auth is None else auth.check(request)
+
+
 def _security_headers(response: Response) -> Response:
+    auth = serving().auth
+    if auth is not None:
+        auth.remember(request, response)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["X-Frame-Options"] = "DENY"

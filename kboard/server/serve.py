@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import signal
 import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
+from urllib.parse import quote
 
 import click
 
 from kboard.provider import logdir_label, not_a_directory
 from kboard.server.app import create_app
+from kboard.server.auth import choose_token, is_loopback, normalize_prefix
+from kboard.server.streams import DEFAULT_MAX_STREAMS, serve_streams_from_event_loop
 
 log = logging.getLogger("kboard")
 DEFAULT_PORT = 6006
 PORT_TRIES = 10
+# Connections for data requests (keep-alive pages and scripts) on top of the open streams.
+CONNECTIONS_BEYOND_STREAMS = 1000
 
 
 def bind_socket(host: str, port: int | None) -> socket.socket:
@@ -66,10 +72,24 @@ def serve_forever(
     watch: bool,
     threads: int,
     cache_dir: str | None = None,
+    token: str | None = None,
+    no_auth: bool = False,
+    allowed_hosts: Sequence[str] = (),
+    path_prefix: str = "",
+    max_streams: int = DEFAULT_MAX_STREAMS,
 ) -> None:
-    """Bind, read the logdir, print the URL and serve until interrupted."""
+    """Bind, read the logdir, print the URL and serve until interrupted.
+
+    Bound beyond loopback, a token is required (a random one, printed in the URL, unless
+    ``token`` gives it or ``no_auth`` turns it off).
+    """
     import waitress
 
+    try:
+        token, generated = choose_token(host, token, no_auth)
+        path_prefix = normalize_prefix(path_prefix)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
     paths = [logdir] if isinstance(logdir, str) else list(logdir.values())
     for path in paths:
         if os.path.exists(path) and not os.path.isdir(path):
@@ -81,7 +101,15 @@ def serve_forever(
                 f"kboard: {path} does not exist yet; waiting for event files there", err=True
             )
     app = create_app(
-        logdir, reload_interval=reload_interval, watch=watch, host=host, cache_dir=cache_dir
+        logdir,
+        reload_interval=reload_interval,
+        watch=watch,
+        host=host,
+        cache_dir=cache_dir,
+        token=token,
+        allowed_hosts=allowed_hosts,
+        path_prefix=path_prefix,
+        max_streams=max_streams,
     )
     state = app.extensions["kboard"]
     bound_port = sock.getsockname()[1]
@@ -89,20 +117,67 @@ def serve_forever(
     if ":" in shown_host:
         shown_host = f"[{shown_host}]"
     label = logdir_label({"": logdir} if isinstance(logdir, str) else logdir)
-    click.echo(f"kboard {label}: serving at http://{shown_host}:{bound_port}/ (Ctrl-C stops)")
+    url = f"http://{shown_host}:{bound_port}{path_prefix}/"
+    connections = max_streams + CONNECTIONS_BEYOND_STREAMS
+    _allow_open_files(connections + 64)
+    server = waitress.create_server(
+        app,
+        sockets=[sock],
+        threads=threads,
+        ident="kboard",
+        channel_timeout=60,
+        connection_limit=connections,
+        asyncore_use_poll=True,  # select() cannot watch descriptors above 1023
+    )
+    # Streams are carried by waitress's I/O loop, so they hold no worker thread.
+    streams = serve_streams_from_event_loop(server, state.streams)
     previous = _stop_on_sigterm()
     try:
-        waitress.serve(
-            app, sockets=[sock], threads=threads, ident="kboard", channel_timeout=60, _quiet=True
-        )
+        _say_where(label, url, host, bound_port, token, generated, no_auth)
+        server.run()
     except KeyboardInterrupt:
         pass
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        streams.stop()
         if state.live is not None:
             state.live.stop()
         click.echo("kboard: stopped", err=True)
+
+
+def _say_where(
+    label: str, url: str, host: str, port: int, token: str | None, generated: bool, no_auth: bool
+) -> None:
+    """Print the URL (with a generated token: this once only) and any warning."""
+    if no_auth and not is_loopback(host):
+        click.echo(
+            f"kboard: WARNING: --no-auth: anyone who can reach {host}:{port} "
+            "can read every log served",
+            err=True,
+        )
+    if token is None:
+        click.echo(f"kboard {label}: serving at {url} (Ctrl-C stops)")
+    elif generated:
+        click.echo(f"kboard {label}: serving at {url}?token={quote(token, safe='')} (Ctrl-C stops)")
+    else:  # the user's own token is never printed
+        click.echo(
+            f"kboard {label}: serving at {url} (Ctrl-C stops); open it with ?token= and the "
+            "token you gave, or send it as 'Authorization: Bearer TOKEN'"
+        )
+
+
+def _allow_open_files(count: int) -> None:
+    """Raise the soft limit of open files towards ``count`` (within the hard limit)."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = count if hard == resource.RLIM_INFINITY else min(count, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def _stop_on_sigterm() -> Callable[[int, FrameType | None], object] | int | None:

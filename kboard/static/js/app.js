@@ -1,4 +1,4 @@
-// The shell: tabs, run selector, tag filter, URL state, problems, live updates.
+// The shell: tabs, run selector, tag filter, URL state, problems, live updates (live.js).
 //
 // A tab is a module that calls registerTab({id, init, show, hide, onData, onState}):
 //   init(ctx)        once, before anything else; ctx = {panel, app}
@@ -24,6 +24,7 @@ import {
   runColor,
   setChosenColors,
 } from './util.js';
+import { startLive } from './live.js';
 
 const TAB_IDS = ['scalars', 'images', 'histograms', 'distributions', 'text', 'model'];
 
@@ -463,55 +464,24 @@ function bindFilter(inputId, errorId, key) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Live updates: Server-Sent Events, reconnecting with backoff when the stream closes.
+// Live updates: one stream per browser shared by its tabs, polling when the server is full
+// (live.js).
 
 const refreshAll = coalesce(async () => {
   await loadRuns();
   notifyData();
 });
 
-let stream = null;
-let retryDelay = 1000;
-let dropped = false;
-
-function setLive(kind, text) {
-  const live = document.getElementById('kb-live');
-  live.dataset.state = kind;
-  live.textContent = text;
+function onGeneration(next, force) {
+  if (force || next !== generation) refreshAll();
 }
 
-function connect() {
-  if (stream) stream.close();
-  stream = new EventSource('api/stream');
-  stream.addEventListener('open', () => {
-    retryDelay = 1000;
-    setLive('live', 'live');
-    // After a drop, catch up even if the (possibly restarted) server's generation looks equal.
-    if (dropped) refreshAll();
-    dropped = false;
-  });
-  stream.addEventListener('generation', (event) => {
-    setLive('live', 'live');
-    let next = null;
-    try {
-      next = JSON.parse(event.data).generation;
-    } catch {
-      return;
-    }
-    if (next !== generation) refreshAll();
-  });
-  stream.addEventListener('error', () => {
-    dropped = true;
-    if (stream.readyState === EventSource.CLOSED) {
-      // The browser gave up (server gone, or it answered with an error): retry ourselves.
-      setLive('offline', 'reconnecting…');
-      stream.close();
-      setTimeout(connect, retryDelay);
-      retryDelay = Math.min(retryDelay * 2, 15000);
-    } else {
-      setLive('offline', 'reconnecting…'); // EventSource retries by itself
-    }
-  });
+function setLive(kind, text, title, role) {
+  const live = document.getElementById('kb-live');
+  live.dataset.state = kind;
+  live.dataset.role = role;
+  live.textContent = text;
+  live.title = title;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -558,7 +528,7 @@ async function start() {
   } catch (err) {
     console.warn('kboard: could not load runs', err);
   }
-  connect();
+  startLive({ onGeneration, onStatus: setLive });
 }
 
 // Module scripts run before DOMContentLoaded, so every tab module has registered by then.
