@@ -18,17 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from bench.generate import generate
-from bench.server import served
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from bench.server import CHROMIUM, CHROMIUM_ARGS, served
 
 FIRST_CHART = """runs => {
   const plot = document.querySelector('.kb-card .js-plotly-plot');
@@ -88,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
                 raise RuntimeError("server did not load the logdir")
             time.sleep(0.1)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             results = []
             for attempt in range(3):  # the first load also warms Chromium's caches

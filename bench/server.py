@@ -30,6 +30,16 @@ from pathlib import Path
 
 # What kboard ("serving at http://localhost:8080/") and TensorBoard ("at http://...:6006/") print.
 URL = re.compile(r"(http://\S+?:(\d+))/")
+# Debian's Chromium, headless, kept off the network (this machine has none but loopback).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 # Runs the command with SIGINT at its default, even when started from a background job (which
 # ignores SIGINT, and children inherit that), so that a Ctrl-C test can send SIGINT.
 _SIGINT_DEFAULT = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "

@@ -15,19 +15,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from bench.server import CHROMIUM, CHROMIUM_ARGS
 from kboard import SummaryWriter
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOT = "/tmp/kboard_scalars.png"
 XSS_TAG = "<img src=x onerror=alert(1)>"
 HTML_RUN = "<b>bold</b> %{y} & co"
