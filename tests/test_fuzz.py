@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tensorboard.compat.proto import types_pb2
 
 from bench.generate import scalar_event as encode_scalar
 from kboard.ingest import LogdirReader
@@ -21,10 +22,35 @@ from kboard.tfevents.events import decode_record
 from kboard.tfevents.fastpath import decode_block
 from kboard.tfevents.records import encode_record, frame_block, read_block, read_records
 
-from .test_fastpath import all_at_once, one_by_one, same
+from .test_fastpath import (
+    all_at_once,
+    content,
+    event,
+    field,
+    metadata,
+    one_by_one,
+    repeated,
+    same,
+    tensor,
+)
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TAGS = (b"loss", b"acc", b"lr")
+
+
+def _payload(i: int, tag: bytes, step: int, wall: float, value: float) -> bytes:
+    """Point ``i`` in one of the layouts writers use (a bit flip away from many others)."""
+    if i % 5 < 3:  # tf.summary's, with its metadata on the first event of each tag
+        return encode_scalar(tag, step, wall, value, tf2=True, metadata=i < 3)
+    if i % 5 == 3:  # torch's legacy simple_value
+        return encode_scalar(tag, step, wall, value, tf2=False, metadata=False)
+    if i % 2:  # a float64 tensor
+        val = tensor(types_pb2.DT_DOUBLE, (), content([value], "<f8"))
+        return event(wall, step, field(1, tag) + field(8, val))
+    # one unpacked float_val in a [1, 1] tensor, with display name and description
+    val = tensor(types_pb2.DT_FLOAT, (1, 1), repeated("float_val", [value], packed=False))
+    meta = metadata("scalars", "Loss", "what it measures")
+    return event(wall, step, field(1, tag) + field(9, meta) + field(8, val))
 
 
 def _written() -> tuple[list[bytes], dict[bytes, set[tuple[int, float, float]]]]:
@@ -33,8 +59,7 @@ def _written() -> tuple[list[bytes], dict[bytes, set[tuple[int, float, float]]]]
     for i in range(60):
         tag = TAGS[i % 3]
         step, wall, value = i // 3, 1_700_000_000.0 + i, float(np.float32(0.001 * i + 1.5))
-        tf2 = i % 4 != 3  # some legacy simple_value records among the TF2 tensors
-        payloads.append(encode_scalar(tag, step, wall, value, tf2=tf2, metadata=i < 3))
+        payloads.append(_payload(i, tag, step, wall, value))
         points.setdefault(tag, set()).add((step, wall, value))
     return payloads, points
 

@@ -4,9 +4,10 @@ A scalar event from ``tf.summary``, Keras or torch is ``wall_time, step, summary
 summary bytes of one tag are the same in every event but for the value. Records are grouped by
 those bytes (the value masked out); the first record of each group is decoded by
 :func:`~kboard.tfevents.events.decode_record` and checked by probing: its value bytes are
-replaced by a sentinel and the record decoded again, and only if exactly the value changes are
-the group's other records read with numpy. Everything else is decoded record by record, strictly
-in record order, so the result always equals decoding every record with the protobuf parser.
+replaced by a sentinel and the record decoded again (twice, with two sentinels), and only if
+exactly the value changes are the group's other records read with numpy. Everything else is
+decoded record by record, strictly in record order, so the result always equals decoding every
+record with the protobuf parser.
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ from numpy.lib.stride_tricks import sliding_window_view
 from kboard.tfevents.events import Datum, DecodeProblem, Kind, Restart, TagInfo, decode_record
 
 _WALL_STEP_PREFIX = 10  # 0x09 + 8-byte wall_time + 0x10 (the step varint's tag)
-_SENTINELS = {4: np.float32(1.2345678e-7).tobytes(), 8: np.float64(-9.87654321e-11).tobytes()}
+# Two per width: a value that is not read from the window (a constant tensor_content before a
+# float_val, say) may equal one sentinel by chance, but not both.
+_SENTINELS = {
+    4: (np.float32(1.2345678e-7).tobytes(), np.float32(-7.654321e-6).tobytes()),
+    8: (np.float64(-9.87654321e-11).tobytes(), np.float64(4.2424242e-77).tobytes()),
+}
 _FNV_PRIME = np.uint64(1099511628211)
 
 
@@ -321,19 +327,21 @@ def _is_value_at(
     item = items[0]
     if item.info.kind is not Kind.SCALARS or at + width > len(data):
         return False
-    sentinel = _SENTINELS[width]
-    probe = data[:at] + sentinel + data[at + width :]
-    try:
-        probed, probs = decode_record(probe, dict(tag_infos))
-    except Exception:  # noqa: BLE001 - any failure just means "not this layout"
-        return False
-    if probs or len(probed) != 1 or not isinstance(probed[0], Datum):
-        return False
-    got = probed[0]
-    expected = float(np.frombuffer(sentinel, "<f4" if width == 4 else "<f8")[0])
-    return (got.tag, got.info, got.step, got.wall_time) == (
-        item.tag,
-        item.info,
-        item.step,
-        item.wall_time,
-    ) and got.value == expected
+    for sentinel in _SENTINELS[width]:
+        probe = data[:at] + sentinel + data[at + width :]
+        try:
+            probed, probs = decode_record(probe, dict(tag_infos))
+        except Exception:  # noqa: BLE001 - any failure just means "not this layout"
+            return False
+        if probs or len(probed) != 1 or not isinstance(probed[0], Datum):
+            return False
+        got = probed[0]
+        expected = float(np.frombuffer(sentinel, "<f4" if width == 4 else "<f8")[0])
+        if (got.tag, got.info, got.step, got.wall_time) != (
+            item.tag,
+            item.info,
+            item.step,
+            item.wall_time,
+        ) or got.value != expected:
+            return False
+    return True
