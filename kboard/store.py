@@ -91,10 +91,10 @@ class _Attempts:
         while self.bounds and self.bounds[-1][0] >= position:
             self.bounds.pop()
 
-    def extend(self, position: int) -> None:
-        """Values of the current attempt are added at ``position``."""
-        if not self.bounds or self.bounds[-1][1] != self.current:
-            self.bounds.append((position, self.current))
+    def extend(self, position: int, attempt: int) -> None:
+        """Values of ``attempt`` are added at ``position``."""
+        if not self.bounds or self.bounds[-1][1] != attempt:
+            self.bounds.append((position, attempt))
 
     def of(self, lo: int, hi: int) -> np.ndarray:
         """The attempt of every position in ``[lo, hi)``."""
@@ -188,26 +188,22 @@ class ScalarSeries:
         if (not self._size or steps[0] > self._steps[self._size - 1]) and (rising > 0).all():
             self._append(steps, walls, values)  # the common case: nothing is replaced
             return
-        # Runs in which the step never goes back; each later one begins a new attempt.
-        breaks = [0, *(np.flatnonzero(rising < 0) + 1).tolist(), len(steps)]
-        for lo, hi in zip(breaks[:-1], breaks[1:]):
-            self._extend_run(steps[lo:hi], walls[lo:hi], values[lo:hi])
-
-    def _extend_run(self, steps: np.ndarray, walls: np.ndarray, values: np.ndarray) -> None:
-        first = int(steps[0])
-        if self._size and first < self._steps[self._size - 1]:
-            self.restart(first)
-        else:
-            self.truncate_from(first)  # the same step again: a newer value, same attempt
-        # Several values at one step: the last is shown, the others are overwritten.
+        # A new attempt begins at every point whose step is below the one written before it.
+        back = np.empty(len(steps), dtype=bool)
+        back[0] = bool(self._size) and steps[0] < self._steps[self._size - 1]
+        back[1:] = rising < 0
+        attempts = (self._attempts.current + np.cumsum(back)).astype(np.int32)
+        self._attempts.starts.extend(steps[back].tolist())
+        # TensorBoard's rule: a point stays shown only if every later one has a larger step.
+        suffix_min = np.minimum.accumulate(steps[::-1])[::-1]
         shown = np.ones(len(steps), dtype=bool)
-        shown[:-1] = steps[:-1] != steps[1:]
+        shown[:-1] = steps[:-1] < suffix_min[1:]
+        self.truncate_from(int(suffix_min[0]))
         if not shown.all():
             hidden = ~shown
-            attempt = np.full(int(hidden.sum()), self._attempts.current, dtype=np.int32)
-            self._keep_old(steps[hidden], walls[hidden], values[hidden], attempt)
-            steps, walls, values = steps[shown], walls[shown], values[shown]
-        self._append(steps, walls, values)
+            self._keep_old(steps[hidden], walls[hidden], values[hidden], attempts[hidden])
+        self._attempts.current = int(attempts[-1])
+        self._append(steps[shown], walls[shown], values[shown], attempts[shown])
 
     def restart(self, step: int) -> None:
         """Begin a new attempt at ``step``: the view drops its values from ``step`` on."""
@@ -239,9 +235,21 @@ class ScalarSeries:
         else:
             self._old = tuple(np.concatenate([o, c]) for o, c in zip(self._old, new))  # type: ignore[assignment]
 
-    def _append(self, steps: np.ndarray, walls: np.ndarray, values: np.ndarray) -> None:
+    def _append(
+        self,
+        steps: np.ndarray,
+        walls: np.ndarray,
+        values: np.ndarray,
+        attempts: np.ndarray | None = None,
+    ) -> None:
+        """Add points to the view: of the current attempt, or of ``attempts`` (ascending)."""
         n, k = self._size, len(steps)
-        self._attempts.extend(n)
+        if attempts is None:
+            self._attempts.extend(n, self._attempts.current)
+        else:
+            for start in [0, *(np.flatnonzero(np.diff(attempts)) + 1).tolist()]:
+                if start < k:
+                    self._attempts.extend(n + start, int(attempts[start]))
         if n + k > len(self._steps):
             capacity = max(n + k, 2 * len(self._steps), 64)
             self._steps = _grow(self._steps, n, capacity)

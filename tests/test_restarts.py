@@ -305,3 +305,47 @@ def test_restarts_survive_the_warm_start_cache(restarted_logdir: Path, tmp_path:
     for field in ("steps", "wall_times", "values", "attempts", "overwritten"):
         assert getattr(a, field).tolist() == getattr(b, field).tolist(), field
     assert second.store.restarts("retrained") == (TRAININGS, 80)
+
+
+def reference(
+    batches: list[list[int]],
+) -> tuple[list[tuple[int, int]], list[tuple[int, int, bool]]]:
+    """The rules of issue #13, one point at a time: (view, history) as (step, index) pairs."""
+    view: list[tuple[int, int, int]] = []  # (step, index written, attempt)
+    old: list[tuple[int, int, int]] = []
+    attempt, index = 0, 0
+    for batch in batches:
+        for step in batch:
+            if view and step < view[-1][0]:
+                attempt += 1
+            while view and view[-1][0] >= step:
+                old.append(view.pop())
+            view.append((step, index, attempt))
+            index += 1
+    everything = sorted(
+        [(a, i, s, True) for s, i, a in old] + [(a, i, s, False) for s, i, a in view]
+    )  # write order is index order
+    return [(s, i) for s, i, _ in view], [(s, a, o) for a, i, s, o in everything]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_store_follows_the_rules_point_by_point(seed: int) -> None:
+    from kboard.store import ScalarSeries
+
+    rng = np.random.default_rng(seed)
+    steps = rng.integers(0, 30, size=int(rng.integers(1, 120))).tolist()
+    cuts = sorted(rng.choice(len(steps) + 1, size=min(4, len(steps)), replace=False).tolist())
+    batches = [steps[a:b] for a, b in zip([0, *cuts], [*cuts, len(steps)]) if b > a]
+    series = ScalarSeries()
+    offset = 0
+    for batch in batches:
+        indices = np.arange(offset, offset + len(batch), dtype=float)
+        series.extend(np.array(batch), indices, indices)  # the value is the write index
+        offset += len(batch)
+    want_view, want_history = reference(batches)
+    view = series.snapshot()
+    assert list(zip(view.steps.tolist(), view.values.astype(int).tolist())) == want_view
+    hist = series.history()
+    got = list(zip(hist.steps.tolist(), hist.attempts.tolist(), hist.overwritten.tolist()))
+    assert got == want_history
+    assert hist.values.tolist() == sorted(hist.values.tolist())  # write order
