@@ -114,6 +114,16 @@ def sniff_image_type(data: bytes) -> str:
     return "application/octet-stream"
 
 
+def _image_step(sample: Sample) -> dict[str, Any]:
+    return {
+        "step": sample.step,
+        "wall_time": sample.wall_time,
+        "width": sample.value.width,
+        "height": sample.value.height,
+        "samples": len(sample.value.samples),
+    }
+
+
 def find_step(samples: tuple[Sample, ...], step: int) -> Sample | None:
     """Return the sample at ``step`` (samples are sorted by step), or None."""
     index = bisect.bisect_left([s.step for s in samples], step)
@@ -274,30 +284,41 @@ class DataProvider:
         """``(kept, seen)`` for a non-scalar series."""
         return self._store.sample_counts(run, kind, tag)
 
-    def image_steps(self, run: str, tag: str) -> dict[str, Any]:
-        """The kept steps of an image tag with their sizes and sample counts."""
+    def image_steps(self, run: str, tag: str, *, overwritten: bool = False) -> dict[str, Any]:
+        """The kept steps of an image tag with their sizes and sample counts.
+
+        With ``overwritten``, the replaced steps too, under ``earlier``, with their attempt.
+        """
         samples = self._store.samples(run, Kind.IMAGES, tag)
         kept, seen = self._store.sample_counts(run, Kind.IMAGES, tag)
-        return {
+        view: dict[str, Any] = {
             "run": run,
             "tag": tag,
             "kept": kept,
             "seen": seen,
-            "steps": [
-                {
-                    "step": s.step,
-                    "wall_time": s.wall_time,
-                    "width": s.value.width,
-                    "height": s.value.height,
-                    "samples": len(s.value.samples),
-                }
-                for s in samples
-            ],
+            "steps": [_image_step(s) for s in samples],
         }
+        if overwritten:
+            view["earlier"] = [
+                {"attempt": attempt, **_image_step(s)}
+                for attempt, replaced, s in self._store.sample_history(run, Kind.IMAGES, tag)
+                if replaced
+            ]
+        return view
 
-    def image_blob(self, run: str, tag: str, step: int, sample: int = 0) -> Blob:
-        """The bytes of one image, never decoded here, with a sniffed content type."""
-        item = find_step(self._store.samples(run, Kind.IMAGES, tag), step)
+    def image_blob(
+        self, run: str, tag: str, step: int, sample: int = 0, *, attempt: int | None = None
+    ) -> Blob:
+        """The bytes of one image, never decoded here, with a sniffed content type.
+
+        ``attempt`` picks a replaced image of an earlier attempt (see :meth:`image_steps`).
+        """
+        if attempt is None:
+            item = find_step(self._store.samples(run, Kind.IMAGES, tag), step)
+        else:
+            history = self._store.sample_history(run, Kind.IMAGES, tag)
+            found = [s for a, _, s in history if a == attempt and s.step == step]
+            item = found[-1] if found else None
         if item is None or not 0 <= sample < len(item.value.samples):
             raise NotFound(f"no image at step {step}, sample {sample}")
         data = item.value.samples[sample]
@@ -330,9 +351,34 @@ class DataProvider:
         }
 
     def text_view(
-        self, run: str, tag: str, *, step: int | None = None, max_chars: int = DEFAULT_TEXT_CHARS
+        self,
+        run: str,
+        tag: str,
+        *,
+        step: int | None = None,
+        max_chars: int = DEFAULT_TEXT_CHARS,
+        overwritten: bool = False,
     ) -> dict[str, Any]:
-        """Text entries as sanitised HTML, newest last; one step in full when ``step`` is given."""
+        """Text entries as sanitised HTML, newest last; one step in full when ``step`` is given.
+
+        With ``overwritten``, every kept entry in write order, replaced ones too, each with
+        its ``attempt`` and whether it is ``overwritten``.
+        """
+        if overwritten and step is None:
+            entries = []
+            for attempt, replaced, s in self._store.sample_history(run, Kind.TEXT, tag):
+                html, truncated = text_to_html(s.value, max_chars)
+                entries.append(
+                    {
+                        "step": s.step,
+                        "wall_time": s.wall_time,
+                        "html": html,
+                        "truncated": truncated,
+                        "attempt": attempt,
+                        "overwritten": replaced,
+                    }
+                )
+            return {"run": run, "tag": tag, "entries": entries}
         samples = self._store.samples(run, Kind.TEXT, tag)
         if step is not None:
             item = find_step(samples, step)

@@ -349,3 +349,28 @@ def test_store_follows_the_rules_point_by_point(seed: int) -> None:
     got = list(zip(hist.steps.tolist(), hist.attempts.tolist(), hist.overwritten.tolist()))
     assert got == want_history
     assert hist.values.tolist() == sorted(hist.values.tolist())  # write order
+
+
+def test_replaced_images_and_text_stay_reachable(tmp_path: Path, make_app) -> None:
+    from kboard import SummaryWriter
+
+    for training in range(2):
+        with SummaryWriter(str(tmp_path / "run")) as writer:
+            for step in range(3):
+                shade = (training * 3 + step) / 6
+                writer.add_image("img", np.full((3, 2, 2), shade), step)
+                writer.add_text("notes", f"training {training}, step {step}", step)
+    client = make_app(tmp_path).test_client()
+    plain = client.get("/api/images?run=run&tag=img").get_json()
+    assert [s["step"] for s in plain["steps"]] == [0, 1, 2] and "earlier" not in plain
+    full = client.get("/api/images?run=run&tag=img&overwritten=1").get_json()
+    assert [(e["attempt"], e["step"]) for e in full["earlier"]] == [(0, 0), (0, 1), (0, 2)]
+    now = client.get("/api/image?run=run&tag=img&step=1").data
+    before = client.get("/api/image?run=run&tag=img&step=1&attempt=0")
+    assert before.status_code == 200 and before.data != now
+    assert client.get("/api/image?run=run&tag=img&step=1&attempt=7").status_code == 404
+    texts = client.get("/api/text?run=run&tag=notes&overwritten=1").get_json()["entries"]
+    assert [(t["attempt"], t["overwritten"]) for t in texts] == [(0, True)] * 3 + [(1, False)] * 3
+    assert "training 0, step 2" in texts[2]["html"]
+    shown = client.get("/api/text?run=run&tag=notes").get_json()["entries"]
+    assert ["training 1" in t["html"] for t in shown] == [True] * 3

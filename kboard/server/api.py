@@ -187,7 +187,7 @@ def export() -> Response:
 @bp.get("/images")
 def images() -> Response:
     run, tag = _run_tag()
-    return json_response(provider().image_steps(run, tag))
+    return json_response(provider().image_steps(run, tag, overwritten=_flag("overwritten")))
 
 
 @bp.get("/image")
@@ -196,7 +196,8 @@ def image() -> Response:
     step, sample = _int_arg("step"), _int_arg("sample", 0)
     if step is None:
         raise _BadRequest("missing parameter: step")
-    return blob_response(provider().image_blob(run, tag, step, sample or 0))
+    attempt = _int_arg("attempt")
+    return blob_response(provider().image_blob(run, tag, step, sample or 0, attempt=attempt))
 
 
 @bp.get("/histograms")
@@ -214,7 +215,10 @@ def text() -> Response:
     step = _int_arg("step")
     full = request.args.get("full") == "1"
     max_chars = FULL_TEXT_CHARS if full else PREVIEW_TEXT_CHARS
-    return json_response(provider().text_view(run, tag, step=step, max_chars=max_chars))
+    view = provider().text_view(
+        run, tag, step=step, max_chars=max_chars, overwritten=_flag("overwritten")
+    )
+    return json_response(view)
 
 
 @bp.get("/model")
