@@ -425,9 +425,6 @@ class RunData:
     samples: dict[Kind, dict[str, SampledSeries]] = field(default_factory=dict)
     start_time: float | None = None
 
-    def series_count(self) -> int:
-        return len(self.scalars) + sum(len(s) for s in self.samples.values())
-
     def to_state(self) -> dict[str, Any]:
         """A picklable copy of this run's data (call under the store's lock)."""
         return {
