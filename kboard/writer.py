@@ -181,7 +181,10 @@ class EventFileWriter:
 def _open_event_file(logdir: str, suffix: str, max_queue: int) -> _EventFile:
     host, pid = socket.gethostname(), os.getpid()
     while True:
-        name = f"events.out.tfevents.{int(time.time())}.{host}.{pid}.{_next_count()}{suffix}"
+        # Readers (TensorBoard, kboard) take a run's files in name order: the zero-padded
+        # counter keeps files opened in the same second in the order they were opened.
+        count = _next_count()
+        name = f"events.out.tfevents.{int(time.time())}.{host}.{pid}.{count:06d}{suffix}"
         try:
             return _EventFile(os.path.join(logdir, name), max_queue)
         except FileExistsError:

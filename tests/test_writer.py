@@ -804,3 +804,14 @@ def test_protos_build_tf2_values() -> None:
     assert value.metadata.plugin_data.plugin_name == "scalars"
     assert value.metadata.summary_description == "d"
     assert protos.file_version_event(1.0).file_version == protos.FILE_VERSION
+
+
+def test_files_opened_in_one_second_sort_in_the_order_they_were_opened(tmp_path: Path) -> None:
+    # Readers take a run's event files in name order; counter 10 must not sort before 9.
+    for index in range(12):
+        with SummaryWriter(tmp_path) as writer:
+            writer.add_scalar("index", float(index), 0)
+    files = sorted(event_files(tmp_path), key=lambda p: p.name)
+    assert len(files) == 12
+    values = [read_events(f)[1].summary.value[0].tensor for f in files]
+    assert [float(np.frombuffer(v.tensor_content, "<f4")[0]) for v in values] == list(range(12))
