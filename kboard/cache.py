@@ -97,13 +97,17 @@ def fingerprint_of(head: bytes, tail: bytes, offset: int) -> str:
     return f"{google_crc32c.value(head):08x}{google_crc32c.value(tail):08x}{offset:x}"
 
 
-def fingerprint(path: str, offset: int) -> str:
-    """:func:`fingerprint_of` the file at ``path`` as it is now."""
+def head_and_tail(path: str, offset: int) -> tuple[bytes, bytes]:
+    """A file's first ``min(FINGERPRINT_BYTES, offset)`` bytes and as many ending at ``offset``."""
     with open(path, "rb") as f:
         head = f.read(min(FINGERPRINT_BYTES, offset))
         f.seek(max(0, offset - FINGERPRINT_BYTES))
-        tail = f.read(min(FINGERPRINT_BYTES, offset))
-    return fingerprint_of(head, tail, offset)
+        return head, f.read(min(FINGERPRINT_BYTES, offset))
+
+
+def fingerprint(path: str, offset: int) -> str:
+    """:func:`fingerprint_of` the file at ``path`` as it is now."""
+    return fingerprint_of(*head_and_tail(path, offset), offset)
 
 
 class RunCache:

@@ -20,7 +20,7 @@ from typing import TextIO
 
 import numpy as np
 
-from kboard.provider import DataProvider, ScalarColumns
+from kboard.provider import DataProvider, Sample, ScalarColumns, ScalarHistory
 from kboard.tfevents.events import Kind
 
 SCALAR_HEADER = ("run", "tag", "step", "wall_time", "value")
@@ -90,15 +90,39 @@ def selected_scalars(data: DataProvider, sel: Selection) -> list[tuple[str, str,
 
 def count_points(data: DataProvider, sel: Selection) -> int:
     """How many rows a long export of ``sel`` has (for progress bars)."""
-    if sel.kind == "scalars" and sel.overwritten:
-        return sum(len(data.scalar_history(r, t)) for r, t, _ in selected_scalars(data, sel))
     if sel.kind == "scalars":
-        return sum(len(c) for _, _, c in selected_scalars(data, sel))
-    return sum(
-        len(s.value)
-        for run, tag in _histogram_series(data, sel)
-        for s in data.samples(run, Kind.HISTOGRAMS, tag)
-    )
+        return sum(len(c) for _, _, c, _ in _scalar_series(data, sel))
+    return sum(len(sample.value) for _, _, sample, _ in _histogram_items(data, sel))
+
+
+def _scalar_series(
+    data: DataProvider, sel: Selection
+) -> Iterator[tuple[str, str, ScalarColumns | ScalarHistory, list[np.ndarray]]]:
+    """``(run, tag, columns, extra columns)``: the view, or with ``sel.overwritten`` every
+    value ever written with its attempt and overwritten flag."""
+    for run, tag, cols in selected_scalars(data, sel):
+        if not sel.overwritten:
+            yield run, tag, cols, []
+            continue
+        hist = data.scalar_history(run, tag)
+        yield run, tag, hist, [hist.attempts, hist.overwritten]
+
+
+def _histogram_items(
+    data: DataProvider, sel: Selection
+) -> Iterator[tuple[str, str, Sample, list[str]]]:
+    """``(run, tag, sample, extra cells)`` of every histogram to export (see _scalar_series)."""
+    for run, tag in _histogram_series(data, sel):
+        if not sel.overwritten:
+            for sample in data.samples(run, Kind.HISTOGRAMS, tag):
+                yield run, tag, sample, []
+            continue
+        for attempt, replaced, sample in data.sample_history(run, Kind.HISTOGRAMS, tag):
+            yield run, tag, sample, [str(attempt), _flag_cell(replaced)]
+
+
+def _flag_cell(value: bool) -> str:
+    return "true" if value else "false"
 
 
 def _histogram_series(data: DataProvider, sel: Selection) -> list[tuple[str, str]]:
@@ -133,28 +157,33 @@ def table(
     """Return the header and the row chunks of an export."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}")
-    if sel.overwritten:
-        if layout != "long":
-            raise ValueError("overwritten values need the long layout (a row per value)")
-        if sel.kind == "histograms":
-            return [*HISTOGRAM_HEADER, *HISTORY_COLUMNS], _histogram_history_rows(data, sel)
-        return [*SCALAR_HEADER, *HISTORY_COLUMNS], _history_rows(data, sel, progress)
+    extra = list(HISTORY_COLUMNS) if sel.overwritten else []
+    if sel.overwritten and layout != "long":
+        raise ValueError("overwritten values need the long layout (a row per value)")
     if sel.kind == "histograms":
-        return list(HISTOGRAM_HEADER), _histogram_rows(data, sel, progress)
+        return [*HISTOGRAM_HEADER, *extra], _histogram_rows(data, sel, progress)
     if layout == "wide":
         series = selected_scalars(data, sel)
         header = ["step"] + [f"{run}/{tag}" for run, tag, _ in series]
         return header, _wide_rows(series, progress)
-    return list(SCALAR_HEADER), _long_rows(data, sel, progress)
+    return [*SCALAR_HEADER, *extra], _long_rows(data, sel, progress)
 
 
 def _long_rows(data: DataProvider, sel: Selection, progress: Callable[[int], None] | None) -> Rows:
-    for run, tag, cols in selected_scalars(data, sel):
+    for run, tag, cols, extra in _scalar_series(data, sel):
         for start in range(0, len(cols), CHUNK_ROWS):
             sl = slice(start, start + CHUNK_ROWS)
             steps = [str(s) for s in cols.steps[sl].tolist()]
             walls, values = _numbers(cols.wall_times[sl]), _numbers(cols.values[sl])
-            yield [[run, tag, s, w, v] for s, w, v in zip(steps, walls, values)]
+            if extra:  # attempt, overwritten
+                attempts = [str(a) for a in extra[0][sl].tolist()]
+                flags = [_flag_cell(o) for o in extra[1][sl].tolist()]
+                yield [
+                    [run, tag, s, w, v, a, o]
+                    for s, w, v, a, o in zip(steps, walls, values, attempts, flags)
+                ]
+            else:
+                yield [[run, tag, s, w, v] for s, w, v in zip(steps, walls, values)]
             if progress:
                 progress(len(steps))
 
@@ -181,46 +210,16 @@ def _wide_rows(
         yield [list(row) for row in zip(*columns)]
 
 
-def _history_rows(
-    data: DataProvider, sel: Selection, progress: Callable[[int], None] | None
-) -> Rows:
-    for run, tag, _ in selected_scalars(data, sel):
-        hist = data.scalar_history(run, tag)
-        for start in range(0, len(hist), CHUNK_ROWS):
-            sl = slice(start, start + CHUNK_ROWS)
-            steps = [str(s) for s in hist.steps[sl].tolist()]
-            walls, values = _numbers(hist.wall_times[sl]), _numbers(hist.values[sl])
-            attempts = [str(a) for a in hist.attempts[sl].tolist()]
-            flags = ["true" if o else "false" for o in hist.overwritten[sl].tolist()]
-            yield [
-                [run, tag, s, w, v, a, o]
-                for s, w, v, a, o in zip(steps, walls, values, attempts, flags)
-            ]
-            if progress:
-                progress(len(steps))
-
-
-def _histogram_history_rows(data: DataProvider, sel: Selection) -> Rows:
-    for run, tag in _histogram_series(data, sel):
-        for attempt, overwritten, sample in data.sample_history(run, Kind.HISTOGRAMS, tag):
-            head = [run, tag, str(sample.step), format_number(sample.wall_time)]
-            tail = [str(attempt), "true" if overwritten else "false"]
-            buckets = sample.value.reshape(-1, 3)
-            cells = [_numbers(buckets[:, i]) for i in range(3)]
-            yield [[*head, a, b, c, *tail] for a, b, c in zip(*cells)]
-
-
 def _histogram_rows(
     data: DataProvider, sel: Selection, progress: Callable[[int], None] | None
 ) -> Rows:
-    for run, tag in _histogram_series(data, sel):
-        for sample in data.samples(run, Kind.HISTOGRAMS, tag):
-            head = [run, tag, str(sample.step), format_number(sample.wall_time)]
-            buckets = sample.value.reshape(-1, 3)
-            cells = [_numbers(buckets[:, i]) for i in range(3)]
-            yield [[*head, a, b, c] for a, b, c in zip(*cells)]
-            if progress:
-                progress(len(buckets))
+    for run, tag, sample, tail in _histogram_items(data, sel):
+        head = [run, tag, str(sample.step), format_number(sample.wall_time)]
+        buckets = sample.value.reshape(-1, 3)
+        cells = [_numbers(buckets[:, i]) for i in range(3)]
+        yield [[*head, a, b, c, *tail] for a, b, c in zip(*cells)]
+        if progress:
+            progress(len(buckets))
 
 
 # -- serialisers ------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kboard.cache import FINGERPRINT_BYTES, CachedFile, RunCache, fingerprint_of
+from kboard.cache import FINGERPRINT_BYTES, CachedFile, RunCache, fingerprint_of, head_and_tail
 from kboard.store import Problem, RunData, Sample, Store, WriteTxn
 from kboard.tfevents.events import Datum, Restart, TagInfo
 from kboard.tfevents.fastpath import DecodedBlock, ScalarBatch, decode_block
@@ -75,6 +75,11 @@ def parse_logdir_spec(spec: str) -> dict[str, str]:
             raise ValueError(f"{what}; expected name1:path1,name2:path2")
         entries[name] = path
     return entries
+
+
+def logdir_roots(logdir: str | Mapping[str, str]) -> dict[str, str]:
+    """``{name: path}`` of a logdir: one path (never split) is ``{"": path}``."""
+    return {"": logdir} if isinstance(logdir, str) else dict(logdir)
 
 
 def logdir_label(roots: Mapping[str, str]) -> str:
@@ -148,7 +153,7 @@ class LogdirReader:
         pending_report_seconds: float = PENDING_REPORT_SECONDS,
     ) -> None:
         # One path (never split), or {name: path} for several (see parse_logdir_spec).
-        self.roots = {"": logdir} if isinstance(logdir, str) else dict(logdir)
+        self.roots = logdir_roots(logdir)
         self.store = store if store is not None else Store()
         self.max_record_bytes = max_record_bytes
         self.cache = cache
@@ -460,10 +465,7 @@ def _remember_bytes(fstate: FileState, buf: bytes, consumed: int) -> None:
 def _head_and_tail(path: str, offset: int) -> tuple[bytes, bytes]:
     """The bytes that :func:`_remember_bytes` keeps for a file read up to ``offset``."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(min(FINGERPRINT_BYTES, offset))
-            f.seek(max(0, offset - FINGERPRINT_BYTES))
-            return head, f.read(min(FINGERPRINT_BYTES, offset))
+        return head_and_tail(path, offset)
     except OSError:
         return b"", b""
 

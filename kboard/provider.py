@@ -42,7 +42,7 @@ from kboard.cache import RunCache, default_cache_dir
 from kboard.downsample import minmax_indices
 from kboard.histograms import BASIS_POINTS, DISPLAY_BINS, clean_buckets, percentiles, rebin
 from kboard.histograms import value_range as histogram_range
-from kboard.ingest import LogdirReader, logdir_label, parse_logdir_spec
+from kboard.ingest import LogdirReader, logdir_label, logdir_roots, parse_logdir_spec
 from kboard.jsonsafe import float_list
 from kboard.model import model_view as model_tree
 from kboard.store import NotFound, Problem, Sample, ScalarColumns, ScalarHistory, Store
@@ -63,6 +63,7 @@ __all__ = [
     "default_cache_dir",
     "load_logdir",
     "logdir_label",
+    "logdir_roots",
     "not_a_directory",
     "parse_logdir_spec",
 ]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kboard.export import Selection, selected_scalars
-from kboard.provider import DataProvider, load_logdir
+from kboard.provider import load_logdir
 from kboard.tfevents.events import Kind
 
 if TYPE_CHECKING:
@@ -40,44 +40,30 @@ def read_scalars(
     in write order) and ``overwritten`` (True where the default view no longer shows it).
     """
     pd = _pandas()
-    if overwritten:
-        if pivot:
-            raise ValueError("overwritten values need the long layout (pivot=False)")
-        return _scalar_history_frame(pd, load_logdir(logdir), Selection(runs, tags))
-    series = selected_scalars(load_logdir(logdir), Selection(runs, tags))
+    if overwritten and pivot:
+        raise ValueError("overwritten values need the long layout (pivot=False)")
+    data = load_logdir(logdir)
+    series = selected_scalars(data, Selection(runs, tags))
     if pivot:
         columns = {
             f"{run}/{tag}": pd.Series(cols.values, index=pd.Index(cols.steps, name="step"))
             for run, tag, cols in series
         }
         return pd.DataFrame(columns) if columns else pd.DataFrame(index=pd.Index([], name="step"))
+    if overwritten:
+        series = [(run, tag, data.scalar_history(run, tag)) for run, tag, _ in series]
     lengths = [len(cols) for _, _, cols in series]
-    frame = pd.DataFrame(
-        {
-            "run": np.repeat([run for run, _, _ in series], lengths).astype(object),
-            "tag": np.repeat([tag for _, tag, _ in series], lengths).astype(object),
-            "step": _concat([cols.steps for _, _, cols in series], np.int64),
-            "wall_time": _concat([cols.wall_times for _, _, cols in series], np.float64),
-            "value": _concat([cols.values for _, _, cols in series], np.float64),
-        }
-    )
-    return frame
-
-
-def _scalar_history_frame(pd: Any, data: DataProvider, sel: Selection) -> pd.DataFrame:
-    series = [(r, t, data.scalar_history(r, t)) for r, t, _ in selected_scalars(data, sel)]
-    lengths = [len(h) for _, _, h in series]
-    return pd.DataFrame(
-        {
-            "run": np.repeat([run for run, _, _ in series], lengths).astype(object),
-            "tag": np.repeat([tag for _, tag, _ in series], lengths).astype(object),
-            "step": _concat([h.steps for _, _, h in series], np.int64),
-            "wall_time": _concat([h.wall_times for _, _, h in series], np.float64),
-            "value": _concat([h.values for _, _, h in series], np.float64),
-            "attempt": _concat([h.attempts for _, _, h in series], np.int64),
-            "overwritten": _concat([h.overwritten for _, _, h in series], np.bool_),
-        }
-    )
+    frame = {
+        "run": np.repeat([run for run, _, _ in series], lengths).astype(object),
+        "tag": np.repeat([tag for _, tag, _ in series], lengths).astype(object),
+        "step": _concat([cols.steps for _, _, cols in series], np.int64),
+        "wall_time": _concat([cols.wall_times for _, _, cols in series], np.float64),
+        "value": _concat([cols.values for _, _, cols in series], np.float64),
+    }
+    if overwritten:
+        frame["attempt"] = _concat([h.attempts for _, _, h in series], np.int64)
+        frame["overwritten"] = _concat([h.overwritten for _, _, h in series], np.bool_)
+    return pd.DataFrame(frame)
 
 
 def read_histograms(logdir: str, runs: str | None = None, tags: str | None = None) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import click
 
-from kboard.provider import logdir_label, not_a_directory
+from kboard.provider import logdir_label, logdir_roots, not_a_directory
 from kboard.server.app import create_app
 from kboard.server.auth import choose_token, is_loopback, normalize_prefix
 from kboard.server.streams import DEFAULT_MAX_STREAMS, serve_streams_from_event_loop
@@ -90,7 +90,8 @@ def serve_forever(
         path_prefix = normalize_prefix(path_prefix)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    paths = [logdir] if isinstance(logdir, str) else list(logdir.values())
+    roots = logdir_roots(logdir)
+    paths = list(roots.values())
     for path in paths:
         if os.path.exists(path) and not os.path.isdir(path):
             raise click.ClickException(not_a_directory(path))
@@ -116,7 +117,7 @@ def serve_forever(
     shown_host = "localhost" if host in ("127.0.0.1", "::1") else host
     if ":" in shown_host:
         shown_host = f"[{shown_host}]"
-    label = logdir_label({"": logdir} if isinstance(logdir, str) else logdir)
+    label = logdir_label(roots)
     url = f"http://{shown_host}:{bound_port}{path_prefix}/"
     connections = max_streams + CONNECTIONS_BEYOND_STREAMS
     _allow_open_files(connections + 64)
