@@ -207,6 +207,20 @@ def _series_line(data: DataProvider, run: str, kind: Kind, tag: str, info: TagIn
     help="Every value ever written, replaced ones too (restarted runs), with attempt and "
     "overwritten columns (long layout).",
 )
+@click.option(
+    "--group",
+    metavar="REGEX",
+    help="Group runs by the regex's capture groups (e.g. '(.*)_seed\\d+'); write per group, "
+    "tag and step: group,tag,step,mean,median,std,min,max,count.",
+)
+@click.option(
+    "--smoothing",
+    type=float,
+    default=0.0,
+    show_default=True,
+    metavar="W",
+    help="With --group: smooth each member (TensorBoard's EMA, 0 <= W < 1) before aggregating.",
+)
 def export(
     logdir: str | dict[str, str],
     output: str,
@@ -216,10 +230,16 @@ def export(
     kind: str,
     as_json: bool,
     overwritten: bool,
+    group: str | None,
+    smoothing: float,
 ) -> None:
     """Export every point as CSV (run,tag,step,wall_time,value) or JSON."""
+    if smoothing and group is None:
+        raise click.UsageError("--smoothing applies to --group (smoothing before aggregation)")
+    if group is not None and layout != "long":
+        raise click.UsageError("--group needs --format long (a row per group, tag and step)")
     try:
-        sel = Selection(runs, tags, kind, overwritten)
+        sel = Selection(runs, tags, kind, overwritten, group, smoothing)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     if overwritten and layout != "long":

@@ -1,11 +1,14 @@
 """Export of stored series, every point, as CSV or JSON, streamed in chunks.
 
 Layouts: ``long`` (one row per point: ``run,tag,step,wall_time,value``) and ``wide`` (one row
-per step, a column per ``run/tag``). Histograms export one row per bucket. Numbers are written
-in their shortest exact form; non-finite values as ``nan``, ``inf`` and ``-inf`` (JSON strings
-in JSON). Text cells that a spreadsheet would run as a formula (starting with ``=``, ``+``,
-``-``, ``@``, tab or carriage return) are prefixed with ``'``; numbers are never altered.
-The same functions serve the CLI, the HTTP API and the page, so the bytes are the same.
+per step, a column per ``run/tag``). Histograms export one row per bucket. Grouped runs
+(``Selection.group``) export one row per group, tag and step of the union of the members'
+steps: ``group,tag,step,mean,median,std,min,max,count`` (see :mod:`kboard.groups`). Numbers
+are written in their shortest exact form; non-finite values as ``nan``, ``inf`` and ``-inf``
+(JSON strings in JSON). Text cells that a spreadsheet would run as a formula (starting with
+``=``, ``+``, ``-``, ``@``, tab or carriage return) are prefixed with ``'``; numbers are
+never altered. The same functions serve the CLI, the HTTP API and the page, so the bytes are
+the same.
 """
 
 from __future__ import annotations
@@ -20,11 +23,19 @@ from typing import TextIO
 
 import numpy as np
 
-from kboard.provider import DataProvider, Sample, ScalarColumns, ScalarHistory
+from kboard.provider import (
+    DataProvider,
+    GroupStats,
+    Sample,
+    ScalarColumns,
+    ScalarHistory,
+    regex_key,
+)
 from kboard.tfevents.events import Kind
 
 SCALAR_HEADER = ("run", "tag", "step", "wall_time", "value")
 HISTOGRAM_HEADER = ("run", "tag", "step", "wall_time", "left", "right", "count")
+GROUP_HEADER = ("group", "tag", "step", "mean", "median", "std", "min", "max", "count")
 # With overwritten values: the attempt (0, 1, ... in write order) and whether the default
 # view (the latest value at each step, from the last rewind on) no longer shows the value.
 HISTORY_COLUMNS = ("attempt", "overwritten")
@@ -66,10 +77,18 @@ class Selection:
     tags: str | None = None
     kind: str = "scalars"
     overwritten: bool = False  # every value ever written, with attempt and overwritten columns
+    group: str | None = None  # group runs by this regex's capture groups: per-group statistics
+    smoothing: float = 0.0  # with ``group``: each member smoothed so before aggregation
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+        if self.group is not None:
+            regex_key(self.group)  # ValueError when bad
+            if self.kind != "scalars" or self.overwritten:
+                raise ValueError("grouped runs export scalars only, without overwritten values")
+        if not 0.0 <= self.smoothing < 1.0:
+            raise ValueError("smoothing must be at least 0 and below 1")
         for pattern in (self.runs, self.tags):
             if pattern:
                 try:
@@ -88,8 +107,27 @@ def selected_scalars(data: DataProvider, sel: Selection) -> list[tuple[str, str,
     return [(r, t, c) for r, t, c in data.iter_scalars() if sel.matches(r, t)]
 
 
+def selected_groups(
+    data: DataProvider, sel: Selection
+) -> Iterator[tuple[str, str, tuple[str, ...], GroupStats]]:
+    """``(group, tag, members, stats)`` of ``sel.group`` over the runs and tags ``sel`` picks."""
+    if sel.group is None:
+        raise ValueError("no group regex given")
+    names = [r.name for r in data.runs() if not sel.runs or re.search(sel.runs, r.name)]
+    tags = {t for run in names for t in data.tags(Kind.SCALARS).get(run, {})}
+    return data.iter_group_scalars(
+        regex_key(sel.group),
+        names,
+        [t for t in tags if not sel.tags or re.search(sel.tags, t)],
+        smoothing=sel.smoothing,
+    )
+
+
 def count_points(data: DataProvider, sel: Selection) -> int:
-    """How many rows a long export of ``sel`` has (for progress bars)."""
+    """How many rows a long export of ``sel`` has (for progress bars; points read, grouped)."""
+    if sel.group is not None:
+        key_of_run = regex_key(sel.group)
+        return sum(len(c) for r, _, c in selected_scalars(data, sel) if key_of_run(r) is not None)
     if sel.kind == "scalars":
         return sum(len(c) for _, _, c, _ in _scalar_series(data, sel))
     return sum(len(sample.value) for _, _, sample, _ in _histogram_items(data, sel))
@@ -145,7 +183,7 @@ def _numbers(values: np.ndarray) -> list[str]:
 # numbers as format_number writes them, "" for a missing value; the ``run`` and ``tag``
 # columns hold raw names, which each serialiser escapes its own way.
 Rows = Iterator[list[list[str]]]
-TEXT_COLUMNS = ("run", "tag")
+TEXT_COLUMNS = ("run", "tag", "group")
 
 
 def table(
@@ -160,6 +198,10 @@ def table(
     extra = list(HISTORY_COLUMNS) if sel.overwritten else []
     if sel.overwritten and layout != "long":
         raise ValueError("overwritten values need the long layout (a row per value)")
+    if sel.group is not None:
+        if layout != "long":
+            raise ValueError("grouped runs need the long layout (a row per group, tag and step)")
+        return list(GROUP_HEADER), _group_rows(data, sel, progress)
     if sel.kind == "histograms":
         return [*HISTOGRAM_HEADER, *extra], _histogram_rows(data, sel, progress)
     if layout == "wide":
@@ -186,6 +228,18 @@ def _long_rows(data: DataProvider, sel: Selection, progress: Callable[[int], Non
                 yield [[run, tag, s, w, v] for s, w, v in zip(steps, walls, values)]
             if progress:
                 progress(len(steps))
+
+
+def _group_rows(data: DataProvider, sel: Selection, progress: Callable[[int], None] | None) -> Rows:
+    for group, tag, members, stats in selected_groups(data, sel):
+        for start in range(0, len(stats), CHUNK_ROWS):
+            sl = slice(start, start + CHUNK_ROWS)
+            steps = [str(s) for s in stats.steps[sl].tolist()]
+            numbers = [_numbers(getattr(stats, name)[sl]) for name in GROUP_HEADER[3:-1]]
+            counts = [str(c) for c in stats.count[sl].tolist()]
+            yield [[group, tag, s, *cells, c] for s, *cells, c in zip(steps, *numbers, counts)]
+        if progress:
+            progress(sum(len(data.scalars(run, tag)) for run in members))
 
 
 def _wide_rows(

@@ -15,7 +15,12 @@ provider knows nothing of HTTP. Its questions, in TensorBoard's ``data/provider.
   :meth:`~DataProvider.sample_counts`) or shaped for a tab (:meth:`~DataProvider.image_steps`,
   :meth:`~DataProvider.histogram_view`, :meth:`~DataProvider.text_view`,
   :meth:`~DataProvider.model_view`);
-- **blobs**: :meth:`~DataProvider.image_blob`, bytes with a content type from an allowlist.
+- **blobs**: :meth:`~DataProvider.image_blob`, bytes with a content type from an allowlist;
+- **run groups** (seeds of one setting): runs keyed by a :data:`~kboard.groups.GroupKey`
+  (:func:`~kboard.groups.regex_key`, or a hyperparameter's value)
+  (:meth:`~DataProvider.run_groups`), a tag's per-step statistics across a group
+  (:meth:`~DataProvider.group_scalars`, :meth:`~DataProvider.iter_group_scalars`) or a view
+  of them for a chart (:meth:`~DataProvider.group_view`).
 
 Views come back JSON-ready (plain dicts and lists, non-finite floats as TensorBoard's strings).
 An unknown run or tag raises :class:`NotFound`. :func:`load_logdir` reads a logdir once;
@@ -32,7 +37,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +45,15 @@ import numpy as np
 
 from kboard.cache import RunCache, default_cache_dir
 from kboard.downsample import minmax_indices
+from kboard.groups import (
+    STAT_NAMES,
+    GroupKey,
+    GroupStats,
+    RunGroups,
+    aggregate,
+    group_by_key,
+    regex_key,
+)
 from kboard.histograms import BASIS_POINTS, DISPLAY_BINS, clean_buckets, percentiles, rebin
 from kboard.histograms import value_range as histogram_range
 from kboard.ingest import LogdirReader, logdir_label, logdir_roots, parse_logdir_spec
@@ -52,8 +66,11 @@ from kboard.tfevents.events import Kind, TagInfo
 __all__ = [
     "Blob",
     "DataProvider",
+    "GroupKey",
+    "GroupStats",
     "NotFound",
     "Problem",
+    "RunGroups",
     "RunInfo",
     "Sample",
     "ScalarColumns",
@@ -66,6 +83,7 @@ __all__ = [
     "logdir_roots",
     "not_a_directory",
     "parse_logdir_spec",
+    "regex_key",
 ]
 
 DEFAULT_POINTS = 2000
@@ -405,6 +423,95 @@ class DataProvider:
         except ValueError as exc:
             view = {"error": str(exc)}
         return {"run": run, "tag": tag, "step": latest.step, "model": view}
+
+    # -- run groups -------------------------------------------------------------------
+    def run_groups(self, key_of_run: GroupKey, runs: Sequence[str] | None = None) -> RunGroups:
+        """``runs`` (every run, by start time, when None) grouped by ``key_of_run``."""
+        names = [r.name for r in self.runs()] if runs is None else runs
+        return group_by_key(names, key_of_run)
+
+    def group_scalars(
+        self, tag: str, members: Sequence[str], *, smoothing: float = 0.0
+    ) -> GroupStats:
+        """One tag's per-step statistics across ``members`` (see :func:`kboard.groups.aggregate`).
+
+        Members without the tag take no part.
+        """
+        series = []
+        for run in members:
+            try:
+                cols = self._store.scalars(run, tag)
+            except NotFound:
+                continue
+            series.append((cols.steps, cols.values))
+        return aggregate(series, smoothing)
+
+    def iter_group_scalars(
+        self,
+        key_of_run: GroupKey,
+        runs: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        *,
+        smoothing: float = 0.0,
+    ) -> Iterator[tuple[str, str, tuple[str, ...], GroupStats]]:
+        """Yield ``(group, tag, members with the tag, stats)``, groups and tags sorted.
+
+        ``runs`` limits the runs grouped, ``tags`` the scalar tags (every one when None).
+        """
+        by_run = self._store.tags(Kind.SCALARS)
+        wanted = None if tags is None else set(tags)
+        for group, members in self.run_groups(key_of_run, runs).groups.items():
+            group_tags = sorted({t for run in members for t in by_run.get(run, {})})
+            for tag in group_tags:
+                if wanted is not None and tag not in wanted:
+                    continue
+                having = tuple(run for run in members if tag in by_run.get(run, {}))
+                yield group, tag, having, self.group_scalars(tag, having, smoothing=smoothing)
+
+    def group_view(
+        self,
+        tag: str,
+        key_of_run: GroupKey,
+        runs: Sequence[str] | None = None,
+        *,
+        smoothing: float = 0.0,
+        xmin: float | None = None,
+        xmax: float | None = None,
+        points: int = DEFAULT_POINTS,
+    ) -> dict[str, Any]:
+        """One tag's statistics per group of ``runs`` (all that have it when None), for a chart.
+
+        Each group's steps are downsampled to about ``points`` within ``[xmin, xmax]`` (by its
+        mean's min and max per bucket); ``count`` is how many members had a value at each
+        step. Runs with the tag that no group takes are listed ``alone``. :class:`NotFound`
+        when no run has the tag.
+        """
+        by_run = self._store.tags(Kind.SCALARS)
+        if not any(tag in tags for tags in by_run.values()):
+            raise NotFound(f"no scalar tag {tag!r}")
+        having = [
+            run
+            for run in ([r.name for r in self.runs()] if runs is None else runs)
+            if tag in by_run.get(run, {})
+        ]
+        grouping = group_by_key(having, key_of_run)
+        groups = []
+        for group, members in grouping.groups.items():
+            stats = self.group_scalars(tag, members, smoothing=smoothing)
+            x = stats.steps.astype(np.float64)
+            idx = minmax_indices(x, stats.mean, xmin, xmax, points)
+            view: dict[str, Any] = {
+                "group": group,
+                "members": list(members),
+                "total": len(stats),
+                "downsampled": len(idx) < _count_in_range(x, xmin, xmax),
+                "steps": stats.steps[idx].tolist(),
+                "count": stats.count[idx].tolist(),
+            }
+            for name in STAT_NAMES:
+                view[name] = float_list(getattr(stats, name)[idx])
+            groups.append(view)
+        return {"tag": tag, "smoothing": smoothing, "groups": groups, "alone": list(grouping.alone)}
 
 
 def load_logdir(logdir: str | Mapping[str, str], *, cache: RunCache | None = None) -> DataProvider:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kboard.export import Selection, selected_scalars
+from kboard.export import GROUP_HEADER, Selection, selected_groups, selected_scalars
 from kboard.provider import load_logdir
 from kboard.tfevents.events import Kind
 
@@ -31,6 +31,8 @@ def read_scalars(
     *,
     pivot: bool = False,
     overwritten: bool = False,
+    group: str | None = None,
+    smoothing: float = 0.0,
 ) -> pd.DataFrame:
     """Every scalar point as a long DataFrame (``run, tag, step, wall_time, value``).
 
@@ -38,8 +40,15 @@ def read_scalars(
     the wide layout: one row per step, a column per ``run/tag``. ``overwritten=True`` gives
     every value ever written, replaced ones too, with two more columns: ``attempt`` (0, 1, ...
     in write order) and ``overwritten`` (True where the default view no longer shows it).
+    ``group=REGEX`` groups runs by the regex's capture groups (runs it does not match are left
+    out) and gives per group, tag and step ``group, tag, step, mean, median, std, min, max,
+    count`` as ``kboard export --group`` does, each member smoothed by ``smoothing`` first.
     """
     pd = _pandas()
+    if group is not None:
+        if pivot or overwritten:
+            raise ValueError("group needs the long layout, without overwritten values")
+        return _group_frame(pd, logdir, Selection(runs, tags, group=group, smoothing=smoothing))
     if overwritten and pivot:
         raise ValueError("overwritten values need the long layout (pivot=False)")
     data = load_logdir(logdir)
@@ -63,6 +72,21 @@ def read_scalars(
     if overwritten:
         frame["attempt"] = _concat([h.attempts for _, _, h in series], np.int64)
         frame["overwritten"] = _concat([h.overwritten for _, _, h in series], np.bool_)
+    return pd.DataFrame(frame)
+
+
+def _group_frame(pd: Any, logdir: str, sel: Selection) -> pd.DataFrame:
+    """The per-group statistics of ``sel`` as a long DataFrame (GROUP_HEADER's columns)."""
+    parts = list(selected_groups(load_logdir(logdir), sel))
+    lengths = [len(stats) for _, _, _, stats in parts]
+    frame = {
+        "group": np.repeat([g for g, _, _, _ in parts], lengths).astype(object),
+        "tag": np.repeat([t for _, t, _, _ in parts], lengths).astype(object),
+        "step": _concat([s.steps for *_, s in parts], np.int64),
+    }
+    for name in GROUP_HEADER[3:-1]:
+        frame[name] = _concat([getattr(s, name) for *_, s in parts], np.float64)
+    frame["count"] = _concat([s.count for *_, s in parts], np.int64)
     return pd.DataFrame(frame)
 
 

@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "kboard.tfevents.fastpath": 2,
     "kboard.jsonsafe": 2,
     "kboard.downsample": 2,
+    "kboard.groups": 2,
     "kboard.histograms": 2,
     "kboard.text": 2,
     "kboard.model": 2,

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, request, stream_with_context
 
 from kboard.export import FORMATS, Selection, csv_chunks, json_chunks
 from kboard.histograms import DISPLAY_BINS
-from kboard.provider import DEFAULT_POINTS, X_MODES, DataProvider, NotFound
+from kboard.provider import DEFAULT_POINTS, X_MODES, DataProvider, GroupKey, NotFound, regex_key
 from kboard.server.context import provider, serving
 from kboard.server.responses import blob_response, json_error, json_response
 from kboard.server.streams import stream_response
@@ -150,7 +150,7 @@ def export_filename(roots: Mapping[str, str], sel: Selection, fmt: str) -> str:
     else:
         base = "+".join(name or os.path.basename(os.path.normpath(p)) for name, p in roots.items())
     base = re.sub(r"[^A-Za-z0-9._+-]+", "_", base or "logs")[:60]
-    return f"kboard-{base}-{sel.kind}.{fmt}"
+    return f"kboard-{base}-{'groups' if sel.group else sel.kind}.{fmt}"
 
 
 @bp.get("/export")
@@ -166,6 +166,8 @@ def export() -> Response:
             request.args.get("tags") or None,
             request.args.get("kind", "scalars"),
             overwritten=_flag("overwritten"),
+            group=request.args.get("group") or None,
+            smoothing=_smoothing(),
         )
         chunks = (json_chunks if fmt == "json" else csv_chunks)(provider(), sel, layout)
         first = next(chunks)  # validates the layout before the response starts
@@ -182,6 +184,64 @@ def export() -> Response:
     name = export_filename(serving().reader.roots, sel, fmt)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
+
+
+@bp.get("/groups")
+def groups() -> Response:
+    """Every run by group of ``group=REGEX`` (its capture groups), and the runs left alone."""
+    grouping = provider().run_groups(_group_key())
+    return json_response(
+        {
+            "groups": [{"group": g, "members": list(m)} for g, m in grouping.groups.items()],
+            "alone": list(grouping.alone),
+        }
+    )
+
+
+@bp.get("/scalars/groups")
+def scalar_groups() -> Response:
+    """One tag's per-step statistics for each group of the given runs, for a chart."""
+    tag = request.args.get("tag")
+    if not tag:
+        raise _BadRequest("missing parameter: tag")
+    try:
+        points = int(request.args.get("points", DEFAULT_POINTS))
+        xmin = _optional_float(request.args.get("xmin"))
+        xmax = _optional_float(request.args.get("xmax"))
+    except ValueError:
+        raise _BadRequest("points, xmin and xmax must be numbers") from None
+    if not 2 <= points <= MAX_POINTS:
+        raise _BadRequest(f"points must be between 2 and {MAX_POINTS}")
+    view = provider().group_view(
+        tag,
+        _group_key(),
+        request.args.getlist("run") or None,
+        smoothing=_smoothing(),
+        xmin=xmin,
+        xmax=xmax,
+        points=points,
+    )
+    return json_response(view)
+
+
+def _group_key() -> GroupKey:
+    pattern = request.args.get("group")
+    if not pattern:
+        raise _BadRequest("missing parameter: group")
+    try:
+        return regex_key(pattern)
+    except ValueError as exc:
+        raise _BadRequest(str(exc)) from None
+
+
+def _smoothing() -> float:
+    try:
+        value = float(request.args.get("smoothing") or 0.0)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value < 1.0:
+        raise _BadRequest("smoothing must be a number, at least 0 and below 1")
+    return value
 
 
 @bp.get("/images")
