@@ -4,7 +4,9 @@
 // near) the screen. A zoom fetches that x range at full resolution; live updates replace the
 // data with Plotly.react under a fixed uirevision, so zoom survives. A restarted run's
 // series has a dotted mark at each step it began again; with the "Earlier attempts" switch
-// its replaced attempts come too (overwritten=1), drawn faded under the lines. Everything
+// its replaced attempts come too (overwritten=1), drawn faded under the lines. With a group
+// regex (groups.js), each group of runs is one line with a band, computed by the server and
+// drawn against step; runs no group takes are drawn as usual. Everything
 // user-controlled that reaches Plotly goes through escapePlotly / escapeTemplate: Plotly
 // renders a subset of HTML in names and templates.
 
@@ -19,7 +21,18 @@ import {
   withAlpha,
 } from './charts.js';
 import {
+  bindGroupSettings,
+  checkGrouping,
+  GROUP_LEGEND,
+  groupColors,
+  groupingReady,
+  groupPattern,
+  groupQuery,
+  groupTraces,
+} from './groups.js';
+import {
   codeBlock,
+  debounce,
   el,
   escapePlotly,
   escapeRegex,
@@ -137,6 +150,8 @@ class ScalarCard {
     this.tag = tag;
     this.seq = 0; // fetch sequence: responses to older fetches are dropped
     this.series = null;
+    this.groups = null; // /api/scalars/groups while runs are grouped
+    this.xMode = app.state.x; // step while grouped: groups are aligned by step
     this.zoom = null; // [xmin, xmax] in the API's x units, while the user is zoomed in
     this.fetchedZoom = null;
     this.plotted = false;
@@ -197,6 +212,11 @@ class ScalarCard {
     const params = new URLSearchParams({ kind: 'scalars' });
     params.set('runs', `^(?:${runs.map(escapeRegex).join('|')})$`);
     params.set('tags', `^${escapeRegex(this.tag)}$`);
+    const grouped = groupQuery(this.tag, runs); // the groups' statistics, as drawn
+    if (grouped) {
+      params.set('group', grouped.get('group'));
+      params.set('smoothing', grouped.get('smoothing'));
+    }
     const runPart = runs.length === 1 ? safeName(runs[0]) : `${runs.length}runs`;
     for (const [link, format] of [[this.csv, 'csv'], [this.json, 'json']]) {
       params.set('format', format);
@@ -216,11 +236,16 @@ class ScalarCard {
   /** Fetch the series of the selected runs with this tag (the zoomed range, if zoomed). */
   async load() {
     const seq = ++this.seq;
+    await groupingReady();
+    if (seq !== this.seq) return;
     const runs = board.runsWithTag(this.tag);
     this.setExportRuns(runs);
     const zoom = this.zoom;
+    const groupParams = groupQuery(this.tag, runs);
+    const xMode = groupParams ? 'step' : app.state.x;
     try {
       let series = [];
+      let groups = null;
       if (runs.length) {
         const width = this.plot.clientWidth || 500;
         const params = new URLSearchParams({ tag: this.tag });
@@ -231,7 +256,7 @@ class ScalarCard {
         const perRun = (width * 2) / Math.sqrt(Math.max(1, runs.length));
         const budget = Math.max(300, Math.min(4000, Math.round(perRun)));
         params.set('points', String(zoom ? Math.max(budget, ZOOMED_POINTS) : budget));
-        params.set('x', app.state.x);
+        params.set('x', xMode);
         if (app.state.earlier) params.set('overwritten', '1');
         if (zoom) {
           // A margin either side, so a small pan still has data under it.
@@ -239,11 +264,22 @@ class ScalarCard {
           params.set('xmin', String(zoom[0] - margin));
           params.set('xmax', String(zoom[1] + margin));
         }
-        const data = await fetchJSON(`api/scalars?${params}`);
+        if (groupParams) {
+          for (const key of ['points', 'xmin', 'xmax']) {
+            if (params.has(key)) groupParams.set(key, params.get(key));
+          }
+        }
+        const [data, groupData] = await Promise.all([
+          fetchJSON(`api/scalars?${params}`),
+          groupParams && fetchJSON(`api/scalars/groups?${groupParams}`),
+        ]);
         series = data.series;
+        groups = groupData ? groupData.groups : null;
       }
       if (seq !== this.seq) return;
       this.series = series;
+      this.groups = groups;
+      this.xMode = xMode;
       this.fetchedZoom = zoom;
       this.error = null;
     } catch (err) {
@@ -323,7 +359,7 @@ function restartMarks(s, color) {
  * colour, smoothed as the series is; its hover says which attempt (counted from 1).
  */
 function earlierTrace(s, attempt, color, card) {
-  const state = app.state;
+  const state = { ...app.state, x: card.xMode };
   const raw = attempt.values.map(Number);
   const y = smooth(raw, state.smooth).map((v) => (Number.isFinite(v) ? v : null));
   const attempts = (s.restarts || []).length + 1;
@@ -348,7 +384,7 @@ function earlierTrace(s, attempt, color, card) {
 }
 
 function buildFigure(card) {
-  const state = app.state;
+  const state = { ...app.state, x: card.xMode };
   const traces = [];
   const earlier = []; // replaced attempts, drawn under every run's lines
   const shapes = [];
@@ -365,7 +401,15 @@ function buildFigure(card) {
     }
     card.relUnit = pickUnit(span);
   }
+  const grouped = groupFigure(card, state);
+  forRange.push(...grouped.values);
+  for (const g of card.groups || []) {
+    total += g.total;
+    shown += g.steps.length;
+    if (g.downsampled) downsampled += 1;
+  }
   for (const s of card.series) {
+    if (grouped.memberOf.has(s.run)) continue; // drawn in its group
     const color = runColor(s.run);
     const name = escapePlotly(s.run);
     const x = xValues(s, state.x, card);
@@ -483,6 +527,8 @@ function buildFigure(card) {
       spikedash: 'dot',
     }),
     yaxis,
+    showlegend: grouped.traces.length > 0,
+    legend: GROUP_LEGEND,
     yaxis2: {
       overlaying: 'y',
       range: [0, 1],
@@ -504,7 +550,46 @@ function buildFigure(card) {
   if (nonFiniteCount) {
     notes.push(`${plural(nonFiniteCount, 'NaN/Infinity value')} marked at the chart's edge.`);
   }
-  return { traces: [...earlier, ...traces], layout, note: notes.join(' ') };
+  if (card.groups && state.x !== app.state.x) notes.push('Grouped runs are drawn against step.');
+  return { traces: [...earlier, ...grouped.traces, ...traces], layout, note: notes.join(' ') };
+}
+
+/**
+ * The groups of a chart (card.groups, from /api/scalars/groups): members faintly when asked
+ * (smoothed as any run), then each group's band and line. Returns {traces, values, memberOf}.
+ */
+function groupFigure(card, state) {
+  const memberOf = new Map();
+  const faint = [];
+  const traces = [];
+  const values = [];
+  const groups = card.groups || [];
+  const colors = groupColors(groups);
+  for (const g of groups) for (const run of g.members) memberOf.set(run, g);
+  for (const s of state.members ? card.series : []) {
+    const g = memberOf.get(s.run);
+    if (!g) continue;
+    const y = smooth(s.values.map(Number), state.smooth);
+    faint.push({
+      type: 'scatter',
+      mode: y.length <= 1 ? 'markers' : 'lines',
+      x: s.steps,
+      y: y.map((v) => (Number.isFinite(v) ? v : null)),
+      line: { color: colors.get(g.group), width: 1 },
+      marker: { color: colors.get(g.group), size: 4 },
+      opacity: 0.3,
+      hoverinfo: 'skip',
+      showlegend: false,
+      legendgroup: g.group,
+      meta: { run: s.run, group: g.group, kind: 'member' },
+    });
+  }
+  for (const g of groups) {
+    const drawn = groupTraces(g, colors.get(g.group), g.steps);
+    traces.push(...drawn.traces);
+    values.push(...drawn.values);
+  }
+  return { traces: [...faint, ...traces], values, memberOf };
 }
 
 async function draw(card) {
@@ -548,8 +633,8 @@ function redrawAll() {
 
 /** Turn a Plotly x-axis value into the API's x units. */
 function toApiX(value, card) {
-  if (app.state.x === 'wall_time') return fromDateString(value);
-  if (app.state.x === 'relative') return Number(value) * card.relUnit.seconds;
+  if (card.xMode === 'wall_time') return fromDateString(value);
+  if (card.xMode === 'relative') return Number(value) * card.relUnit.seconds;
   return Number(value);
 }
 
@@ -643,8 +728,7 @@ function bindSettings() {
   const output = document.getElementById('kb-smoothing-value');
   const outliers = document.getElementById('kb-outliers');
   const earlier = el('input', { type: 'checkbox', id: 'kb-earlier' });
-  outliers.closest('label').after(
-    el(
+  const earlierLabel = el(
       'label',
       {
         class: 'kb-check',
@@ -654,8 +738,9 @@ function bindSettings() {
       },
       earlier,
       ' Earlier attempts',
-    ),
   );
+  outliers.closest('label').after(earlierLabel);
+  syncGroups = bindGroupSettings(earlierLabel);
   const sync = () => {
     const s = app.state;
     slider.value = String(s.smooth);
@@ -669,6 +754,7 @@ function bindSettings() {
     }
     outliers.checked = s.outliers;
     earlier.checked = s.earlier;
+    syncGroups();
   };
   sync();
   const setSmoothing = (raw) => {
@@ -689,18 +775,35 @@ function bindSettings() {
   return sync;
 }
 
+let syncGroups = () => {};
+
+/** Refetch every chart, its zoom and x axis reset (the x units changed, or may have). */
+function refetchFromScratch() {
+  for (const card of board.cards()) {
+    card.zoom = null;
+    card.xRevision += 1;
+  }
+  board.refetch();
+}
+
+// Smoothing applies before aggregation: the server smooths the members again.
+const refetchGroups = debounce(() => board.refetch(), 250);
+
 // ---------------------------------------------------------------------------------------
 
+/** Check the group pattern (cards wait for it before they fetch), then show what it gave. */
+function regroup() {
+  checkGrouping().then(() => syncGroups());
+}
+
 registerBoard('scalars', board, {
+  init: regroup, // the pattern from the URL
   bindSettings,
   // After the board's own: it lays out the cards, and refetches them all when runs change.
   onState(keys) {
-    if (keys.has('x')) {
-      for (const card of board.cards()) {
-        card.zoom = null;
-        card.xRevision += 1;
-      }
-      board.refetch();
+    if (keys.has('group')) regroup();
+    if (keys.has('group') || keys.has('x')) {
+      refetchFromScratch();
     } else if (keys.has('earlier') && app.state.earlier) {
       for (const card of board.cards()) card.yRevision += 1;
       board.refetch(); // the replaced attempts come with overwritten=1
@@ -710,5 +813,7 @@ registerBoard('scalars', board, {
       }
       redrawAll();
     }
+    if (keys.has('smooth') && groupPattern()) refetchGroups();
+    if (['agg', 'band', 'members'].some((key) => keys.has(key))) redrawAll();
   },
 });
