@@ -114,7 +114,8 @@ def selected_groups(
     if sel.group is None:
         raise ValueError("no group regex given")
     names = [r.name for r in data.runs() if not sel.runs or re.search(sel.runs, r.name)]
-    tags = {t for run in names for t in data.tags(Kind.SCALARS).get(run, {})}
+    by_run = data.tags(Kind.SCALARS)
+    tags = {t for run in names for t in by_run.get(run, {})}
     return data.iter_group_scalars(
         regex_key(sel.group),
         names,

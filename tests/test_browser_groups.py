@@ -144,7 +144,7 @@ def test_groups_drawn_as_line_and_band_with_python_numbers(open_page, seeds: Pat
 
 
 def test_a_bad_group_regex_is_reported_and_runs_are_drawn_alone(open_page, seeds: Path) -> None:
-    watched = open_page(seeds, "?group=(unclosed")
+    watched = open_page(seeds, "?group=(unclosed&x=wall_time")
     page = watched.page
     error = page.locator("#kb-group-error")
     error.wait_for(state="visible", timeout=10_000)
@@ -154,10 +154,19 @@ def test_a_bad_group_regex_is_reported_and_runs_are_drawn_alone(open_page, seeds
     traces = page.evaluate(TRACES, "loss")
     assert {t["kind"] for t in traces} == {"raw", "smoothed"}
     assert len(by_kind(traces, "smoothed")) == len(SEEDS)
-    # Fixed, the message goes and the groups come.
+    assert isinstance(by_kind(traces, "smoothed")["baseline"]["x"][0], str)  # wall-time dates
+    # Fixed, the message goes and the groups come, drawn against step (they align by step).
     page.locator("#kb-group").fill(GROUP)
     page.wait_for_function(GROUPED, arg="loss", timeout=10_000)
     assert error.is_hidden()
+    traces = page.evaluate(TRACES, "loss")
+    assert by_kind(traces, "group")["lr0.1"]["x"][:3] == [0, 1, 2]
+    assert by_kind(traces, "smoothed")["baseline"]["x"][:3] == [0, 1, 2]
+    card = page.locator('.kb-card[data-tag="loss"]')
+    assert "Grouped runs are drawn against step." in card.locator(".kb-card-note").text_content()
+    # The card's download is the groups' statistics, as drawn.
+    href = card.locator("a.kb-card-link").first.get_attribute("href")
+    assert parse_qs(urlsplit(href).query)["group"] == [GROUP]
     # The browser logs the refused request itself; nothing else may go wrong.
     watched.errors = [e for e in watched.errors if "status of 400" not in e]
     watched.assert_clean()
