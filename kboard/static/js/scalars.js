@@ -729,15 +729,15 @@ function bindSettings() {
   const outliers = document.getElementById('kb-outliers');
   const earlier = el('input', { type: 'checkbox', id: 'kb-earlier' });
   const earlierLabel = el(
-      'label',
-      {
-        class: 'kb-check',
-        title:
-          'Also draw what restarted runs wrote before: each replaced attempt as a faded line ' +
-          'of its run’s colour',
-      },
-      earlier,
-      ' Earlier attempts',
+    'label',
+    {
+      class: 'kb-check',
+      title:
+        'Also draw what restarted runs wrote before: each replaced attempt as a faded line ' +
+        'of its run’s colour',
+    },
+    earlier,
+    ' Earlier attempts',
   );
   outliers.closest('label').after(earlierLabel);
   syncGroups = bindGroupSettings(earlierLabel);
