@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import math
+import re
 from pathlib import Path
 from urllib.parse import quote
 
@@ -296,3 +297,55 @@ def test_cli_group_usage_errors(seeds_logdir: Path) -> None:
     assert wide.exit_code == 2 and "--format long" in wide.output
     lone = runner.invoke(cli, [*base, "--smoothing", "0.5"])
     assert lone.exit_code == 2 and "--group" in lone.output
+
+
+# -- the issue's sweep: five seeds of three learning rates, logged by Keras ---------------------
+LRS = ("0.001", "0.01", "0.1")
+KERAS_GROUP = r"(lr[\d.]+)_seed\d+/(train|validation)"
+
+
+@pytest.fixture(scope="module")
+def keras_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``model.fit`` with ``keras.callbacks.TensorBoard``, one run per learning rate and seed."""
+    pytest.importorskip("tensorflow")
+    import keras
+
+    logdir = tmp_path_factory.mktemp("keras_sweep")
+    data = np.random.default_rng(0).random((32, 4))
+    target = data @ np.array([[1.0], [-2.0], [0.5], [0.0]])
+    for lr in LRS:
+        for seed in range(5):
+            keras.utils.set_random_seed(seed)
+            model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+            model.compile(keras.optimizers.SGD(float(lr)), "mse")
+            model.fit(
+                data,
+                target,
+                epochs=3,
+                batch_size=16,
+                validation_split=0.25,
+                verbose=0,
+                callbacks=[keras.callbacks.TensorBoard(str(logdir / f"lr{lr}_seed{seed}"))],
+            )
+    return logdir
+
+
+def test_a_keras_sweep_exports_per_group_statistics(keras_sweep: Path) -> None:
+    pytest.importorskip("pandas")
+    frame = kboard.read_scalars(str(keras_sweep), group=KERAS_GROUP)
+    groups = [f"lr{lr},{split}" for lr in LRS for split in ("train", "validation")]
+    assert sorted(set(frame["group"])) == sorted(groups)
+    loss = frame[frame["tag"] == "epoch_loss"]
+    assert loss["count"].tolist() == [5] * 3 * len(groups)  # five seeds at each of three epochs
+    points = kboard.read_scalars(str(keras_sweep), tags="^epoch_loss$")
+    for group in groups:
+        lr, split = group.split(",")
+        mine = points[points["run"].str.fullmatch(rf"{re.escape(lr)}_seed\d/{split}")]
+        by_step = mine.pivot(index="step", columns="run", values="value")  # same epochs
+        rows = loss[loss["group"] == group]
+        assert rows["step"].tolist() == by_step.index.tolist()
+        np.testing.assert_allclose(rows["mean"], by_step.mean(axis=1), rtol=1e-12)
+        np.testing.assert_allclose(rows["std"], by_step.std(axis=1, ddof=0), rtol=1e-9)
+        np.testing.assert_allclose(rows["median"], by_step.median(axis=1), rtol=1e-12)
+        np.testing.assert_allclose(rows["min"], by_step.min(axis=1), rtol=0)
+        np.testing.assert_allclose(rows["max"], by_step.max(axis=1), rtol=0)
