@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -45,6 +46,8 @@ LINE_IS = f"""([tag, group, want]) => {{ const t = ({TRACES})(tag);
     line.y.every((v, i) => Math.abs(v - want[i]) <= 1e-9 * Math.max(1, Math.abs(want[i]))); }}"""
 MEMBERS_DRAWN = f"""([tag, n]) => {{ const t = ({TRACES})(tag);
   return !!t && t.filter(x => x.kind === 'member').length === n; }}"""
+MEMBERS_OF = f"""([tag, group, n]) => {{ const t = ({TRACES})(tag);
+  return !!t && t.some(x => x.kind === 'group' && x.run === group && x.members === n); }}"""
 GROUPED = """tag => { const card = [...document.querySelectorAll('.kb-card')]
   .find(c => c.dataset.tag === tag); const p = card && card.querySelector('.js-plotly-plot');
   return !!(p && p.data && p.data.some(t => t.meta.kind === 'group')); }"""
@@ -143,8 +146,12 @@ def test_groups_drawn_as_line_and_band_with_python_numbers(open_page, seeds: Pat
     again.assert_clean()
 
 
-def test_a_bad_group_regex_is_reported_and_runs_are_drawn_alone(open_page, seeds: Path) -> None:
-    watched = open_page(seeds, "?group=(unclosed&x=wall_time")
+def test_a_bad_group_regex_is_reported_and_runs_are_drawn_alone(
+    open_page, seeds: Path, tmp_path: Path
+) -> None:
+    logdir = tmp_path / "logs"
+    shutil.copytree(seeds, logdir)  # a seed is added below
+    watched = open_page(logdir, "?group=(unclosed&x=wall_time")
     page = watched.page
     error = page.locator("#kb-group-error")
     error.wait_for(state="visible", timeout=10_000)
@@ -167,6 +174,11 @@ def test_a_bad_group_regex_is_reported_and_runs_are_drawn_alone(open_page, seeds
     # The card's download is the groups' statistics, as drawn.
     href = card.locator("a.kb-card-link").first.get_attribute("href")
     assert parse_qs(urlsplit(href).query)["group"] == [GROUP]
+    # A seed that appears live joins its group.
+    with kboard.SummaryWriter(str(logdir / "lr0.01_seed2")) as writer:
+        for step in range(0, 40, 4):
+            writer.add_scalar("loss", 0.5, step)
+    page.wait_for_function(MEMBERS_OF, arg=["loss", "lr0.01", 3], timeout=10_000)
     # The browser logs the refused request itself; nothing else may go wrong.
     watched.errors = [e for e in watched.errors if "status of 400" not in e]
     watched.assert_clean()
