@@ -31,6 +31,7 @@ def read_scalars(
     *,
     pivot: bool = False,
     overwritten: bool = False,
+    storage_options: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Every scalar point as a long DataFrame (``run, tag, step, wall_time, value``).
 
@@ -38,11 +39,12 @@ def read_scalars(
     the wide layout: one row per step, a column per ``run/tag``. ``overwritten=True`` gives
     every value ever written, replaced ones too, with two more columns: ``attempt`` (0, 1, ...
     in write order) and ``overwritten`` (True where the default view no longer shows it).
+    ``logdir`` may be an fsspec URL (``s3://bucket/logs``), read with ``storage_options``.
     """
     pd = _pandas()
     if overwritten and pivot:
         raise ValueError("overwritten values need the long layout (pivot=False)")
-    data = load_logdir(logdir)
+    data = load_logdir(logdir, storage_options=storage_options)
     series = selected_scalars(data, Selection(runs, tags))
     if pivot:
         columns = {
@@ -66,10 +68,16 @@ def read_scalars(
     return pd.DataFrame(frame)
 
 
-def read_histograms(logdir: str, runs: str | None = None, tags: str | None = None) -> pd.DataFrame:
+def read_histograms(
+    logdir: str,
+    runs: str | None = None,
+    tags: str | None = None,
+    *,
+    storage_options: dict[str, Any] | None = None,
+) -> pd.DataFrame:
     """Every kept histogram bucket: ``run, tag, step, wall_time, left, right, count``."""
     pd = _pandas()
-    data = load_logdir(logdir)
+    data = load_logdir(logdir, storage_options=storage_options)
     sel = Selection(runs, tags, kind="histograms")
     rows: list[tuple[Any, ...]] = []
     for run, by_tag in data.tags(Kind.HISTOGRAMS).items():
@@ -81,10 +89,16 @@ def read_histograms(logdir: str, runs: str | None = None, tags: str | None = Non
     return pd.DataFrame(rows, columns=["run", "tag", "step", "wall_time", "left", "right", "count"])
 
 
-def read_images(logdir: str, runs: str | None = None, tags: str | None = None) -> pd.DataFrame:
+def read_images(
+    logdir: str,
+    runs: str | None = None,
+    tags: str | None = None,
+    *,
+    storage_options: dict[str, Any] | None = None,
+) -> pd.DataFrame:
     """Every kept image: ``run, tag, step, wall_time, sample, width, height, data`` (bytes)."""
     pd = _pandas()
-    data = load_logdir(logdir)
+    data = load_logdir(logdir, storage_options=storage_options)
     sel = Selection(runs, tags)
     rows: list[tuple[Any, ...]] = []
     for run, by_tag in data.tags(Kind.IMAGES).items():
