@@ -372,3 +372,24 @@ def test_secrets_are_never_shown(two_prefixes: dict[str, str], proxy: FaultProxy
     assert result.exit_code == 3 and "wrong credentials" in result.output
     assert secret not in result.output and "AKIAEXAMPLE" not in result.output
     assert redact("https://user:pw@host/x?sig=abc") == "https://***@host/x?…"
+
+
+def test_the_object_store_benchmark_runs_and_meets_its_targets(s3_endpoint: str) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    args = ["--runs", "1", "--tags", "2", "--steps", "200", "--idle-files", "30"]
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.s3", *args, "--write-points", "300", "--flush-every", "50"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warm start from the cache: 0 GETs of event data seen by the proxy, 0 counted" in (
+        result.stdout
+    )
+    idle = re.search(r"idle files: (\d+) HTTP requests seen by the proxy", result.stdout)
+    assert idle and int(idle.group(1)) <= 5, result.stdout
