@@ -393,3 +393,35 @@ def test_the_object_store_benchmark_runs_and_meets_its_targets(s3_endpoint: str)
     )
     idle = re.search(r"idle files: (\d+) HTTP requests seen by the proxy", result.stdout)
     assert idle and int(idle.group(1)) <= 5, result.stdout
+
+
+def test_a_remote_logdir_is_polled_every_30_s_and_less_while_idle() -> None:
+    from kboard.server.live import LiveReloader
+
+    local = LiveReloader(LogdirReader("."), watch=False)
+    remote = LiveReloader(LogdirReader({"a": ".", "b": "memory://kboard-idle/logs"}))
+    assert (local.interval, remote.interval) == (5.0, 30.0)
+    waits = []
+    for idle in range(6):
+        remote.idle_reloads = idle
+        waits.append(remote.next_wait())
+    assert waits[0] == 30.0 and waits == sorted(waits) and waits[-1] == 120.0
+    local.idle_reloads = 5
+    assert local.next_wait() == 5.0
+
+
+def test_keras_callback_writes_to_a_bucket(s3) -> None:
+    keras = pytest.importorskip("keras")
+    import numpy as np
+
+    from kboard.keras import KBoardCallback
+    from kboard.provider import load_logdir
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile("adam", "mse")
+    url = f"s3://{BUCKET}/keras"
+    callback = KBoardCallback(url)
+    model.fit(np.zeros((8, 3)), np.zeros((8, 2)), epochs=2, verbose=0, callbacks=[callback])
+    data = load_logdir(url)
+    assert [r.name for r in data.runs()] == ["train"]
+    assert data.scalars("train", "epoch_loss").steps.tolist() == [0, 1]
