@@ -140,6 +140,9 @@ class FaultProxy:
                     conn.endheaders(body or None)
                     response = conn.getresponse()
                     data = response.read()
+                except OSError:  # the server went away (e.g. a delayed request after a test)
+                    self.close_connection = True
+                    return
                 finally:
                     conn.close()
                 self.send_response(response.status)

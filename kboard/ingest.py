@@ -38,8 +38,8 @@ from kboard.storage import (
     StorageError,
     is_url,
     iter_stats,
-    local_path,
     redact,
+    root_path,
     storage_for,
 )
 from kboard.store import Problem, RunData, Sample, Store, WriteTxn
@@ -170,7 +170,7 @@ class LogdirReader:
         storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         # One path (never split), or {name: path} for several (see parse_logdir_spec).
-        self.roots = {name: local_path(path) for name, path in logdir_roots(logdir).items()}
+        self.roots = {name: root_path(path) for name, path in logdir_roots(logdir).items()}
         # Local paths, or object-store URLs read through fsspec with ``storage_options``.
         self.storages = {root: storage_for(root, storage_options) for root in self.roots.values()}
         self.store = store if store is not None else Store()
@@ -330,16 +330,17 @@ class LogdirReader:
             )
 
     def _report_walk_problems(self, problems: dict[str, Problem], report: ReloadReport) -> None:
-        """Report newly unlistable directories; forget the ones that can be listed again."""
+        """Report newly unlistable directories (or stores, whose fault may change); forget the
+        ones that can be listed again."""
         old = self._walk_problems
-        if problems.keys() == old.keys():
+        if problems == old:
             return
         with self.store.write() as txn:
             for path, problem in old.items():
-                if path not in problems:
-                    txn.forget_problems(problem.run, path)
+                if problems.get(path) != problem:
+                    txn.forget_problems(problem.run, problem.path)
             for path, problem in problems.items():
-                if path not in old and txn.report(problem):
+                if old.get(path) != problem and txn.report(problem):
                     report.problems.append(problem)
                     log.warning("%s", problem.message)
         self._walk_problems = problems

@@ -406,11 +406,15 @@ def storage_for(path: str, options: Mapping[str, Any] | None = None) -> Storage:
     return RemoteStorage(path, options)
 
 
-def local_path(path: str) -> str:
-    """``file:///x`` as ``/x``; anything else unchanged."""
-    if protocol_of(path) in ("file", "local") and is_url(path):
+def root_path(path: str) -> str:
+    """A logdir as the reader keeps it: ``file:///x`` as ``/x``, other URLs without a trailing
+    ``/`` (``s3://bucket/logs/`` is ``s3://bucket/logs``), local paths unchanged."""
+    if not is_url(path):
+        return path
+    if protocol_of(path) in ("file", "local"):
         return path.split("://", 1)[1]
-    return path
+    scheme, _, rest = path.partition("://")
+    return f"{scheme}://{rest.rstrip('/')}"
 
 
 def iter_stats(storages: Mapping[str, Storage]) -> Iterator[IOStats]:

@@ -119,7 +119,8 @@ def test_read_functions_and_cli_take_urls(s3, mixed_logdir: Path) -> None:
     url = upload(s3, mixed_logdir, "mixed_cli")
     import kboard
 
-    pd.testing.assert_frame_equal(kboard.read_scalars(url), kboard.read_scalars(str(mixed_logdir)))
+    expected = kboard.read_scalars(str(mixed_logdir))
+    pd.testing.assert_frame_equal(kboard.read_scalars(url + "/"), expected)  # a trailing / too
     runner = CliRunner()
     local = runner.invoke(cli, ["inspect", "--logdir", str(mixed_logdir)])
     remote = runner.invoke(cli, ["inspect", "--logdir_spec", f"m:{url}"])
@@ -333,6 +334,12 @@ def test_a_failing_prefix_is_reported_and_the_rest_served(
     assert message in problem["message"] and "s3://kboard-test/faults/other" in problem["message"]
     assert "\n" not in problem["message"] and "s3cr3t" not in problem["message"]
     assert message in caplog.text
+    if fault.code != "AccessDenied":  # another fault in its place: the page says the new one
+        proxy.clear()
+        proxy.add(Fault(lambda m, p: "other" in p, "error", 403, "AccessDenied"))
+        reader.reload()
+        [problem] = reader.store.problems()
+        assert "access denied to" in problem.message
     proxy.clear()
     reader.reload()
     assert reader.store.problems() == []  # the fault is gone: so is the problem
