@@ -28,6 +28,7 @@ log = logging.getLogger("kboard")
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _CREDENTIALS_IN_URL = re.compile(r"(?<=://)[^/@?#]*@")
 _QUERY = re.compile(r"\?.*$")
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 # The extra to install for each protocol's fsspec backend.
 EXTRAS = {
     "s3": "s3",
@@ -41,7 +42,7 @@ EXTRAS = {
 }
 # Bytes fetched per ranged read at least: a cold read of a big object takes few requests.
 READ_AHEAD_BYTES = 16 * 1024 * 1024
-RETRIES = 3
+RETRIES = 2  # on top of the backend's own retries (s3fs and botocore retry too)
 RETRY_BASE_SECONDS = 0.5
 T = TypeVar("T")
 
@@ -62,6 +63,11 @@ def redact(path: str) -> str:
     if not is_url(path):
         return path
     return _QUERY.sub("?…", _CREDENTIALS_IN_URL.sub("***@", path))
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every URL in it redacted (error messages may quote URLs)."""
+    return _URL_IN_TEXT.sub(lambda m: redact(m.group(0)), text)
 
 
 def canonical(path: str) -> str:
@@ -279,6 +285,7 @@ def with_retries(
             return call()
         except Exception as exc:  # noqa: BLE001 - classified below, never swallowed
             message, transient = describe_error(exc, url)
+            message = redact_text(message)
             if not transient or attempt == retries:
                 io_stats.errors += 1
                 io_stats.last_error = message

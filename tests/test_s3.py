@@ -16,7 +16,7 @@ from bench.s3proxy import Fault, FaultProxy
 from kboard.cache import RunCache
 from kboard.cli import cli
 from kboard.ingest import LogdirReader
-from kboard.storage import MissingBackend, redact, storage_for
+from kboard.storage import MissingBackend, redact, redact_text, storage_for
 from kboard.tfevents.events import Kind
 from tests.conftest import scalar_event, write_events
 
@@ -345,6 +345,29 @@ def test_a_failing_prefix_is_reported_and_the_rest_served(
     assert reader.store.problems() == []  # the fault is gone: so is the problem
 
 
+def test_a_failed_read_keeps_what_was_read_and_is_tried_again(
+    two_prefixes: dict[str, str], proxy: FaultProxy, s3, tmp_path: Path
+) -> None:
+    reader = quick(LogdirReader(two_prefixes, storage_options=through(proxy)))
+    reader.reload()
+    write_events(
+        tmp_path / "other" / "run" / "events.out.tfevents.1",
+        [scalar_event("loss", 4, 1.0)],
+        append=True,
+    )
+    upload(s3, tmp_path / "other", "faults/other")
+    proxy.add(Fault(lambda m, p: m == "GET" and "other/run" in p, "error", 403, "AccessDenied"))
+    reader.reload()
+    [problem] = reader.store.problems()
+    assert problem.kind == "io" and problem.message.startswith("cannot read events.out.")
+    assert "access denied to s3://kboard-test/faults/other" in problem.message
+    assert reader.store.scalars("other/run", "loss").steps.tolist() == [0, 1, 2, 3]
+    proxy.clear()
+    reader.reload()
+    assert reader.store.problems() == []
+    assert reader.store.scalars("other/run", "loss").steps.tolist() == [0, 1, 2, 3, 4]
+
+
 def test_a_missing_bucket_is_said_and_other_logdirs_served(
     two_prefixes: dict[str, str], proxy: FaultProxy
 ) -> None:
@@ -379,6 +402,8 @@ def test_secrets_are_never_shown(two_prefixes: dict[str, str], proxy: FaultProxy
     assert result.exit_code == 3 and "wrong credentials" in result.output
     assert secret not in result.output and "AKIAEXAMPLE" not in result.output
     assert redact("https://user:pw@host/x?sig=abc") == "https://***@host/x?…"
+    said = redact_text("cannot reach 'http://ak:sk@minio.lan:9000/b?X-Amz-Signature=s' now")
+    assert said == "cannot reach 'http://***@minio.lan:9000/b?…' now"
 
 
 def test_the_object_store_benchmark_runs_and_meets_its_targets(s3_endpoint: str) -> None:
