@@ -368,6 +368,21 @@ def test_a_failed_read_keeps_what_was_read_and_is_tried_again(
     assert reader.store.scalars("other/run", "loss").steps.tolist() == [0, 1, 2, 3, 4]
 
 
+def test_no_credentials_is_said(
+    two_prefixes: dict[str, str], proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance role either
+    reader = quick(LogdirReader(two_prefixes["ok"], storage_options=through(proxy)))
+    reader.reload()
+    [problem] = reader.store.problems()
+    assert problem.kind == "storage"
+    assert problem.message.startswith("no credentials for s3://kboard-test/faults/ok")
+    assert proxy.count() == 0  # refused before any request
+
+
 def test_a_missing_bucket_is_said_and_other_logdirs_served(
     two_prefixes: dict[str, str], proxy: FaultProxy
 ) -> None:
