@@ -6,6 +6,12 @@ known files, reads only bytes past each file's offset, and picks up new files an
 file that shrinks, is replaced or vanishes makes its run be read again from the start; a
 run whose directory is gone disappears.
 
+A logdir may also be an fsspec URL (``s3://bucket/prefix``, ``gs://…``): its storage
+(:mod:`kboard.storage`) lists every object once per reload, and only objects whose size or
+ETag changed are read, from their offset; an object replaced by a longer one whose bytes before
+the offset are unchanged is a growing file. A store that cannot be listed is a problem of that
+logdir, and its runs stay as last read.
+
 Symlinks: a symlinked event file is read, wherever it points (the person who runs kboard put
 it there; requests never name paths). A symlinked directory is not followed (logged once), so
 a symlink loop or a link to ``/`` can never make a reload walk forever; to show runs kept
