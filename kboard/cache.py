@@ -4,12 +4,15 @@ One file per run holds the run's stored data and how far each of its event files
 used only when every file it names is still the same file: the same device and inode, the same
 modification time (in nanoseconds) when its size is unchanged, at least as long as the offset
 read, and the same checksums of its first bytes and of the bytes just before the offset, taken
-from the bytes as they were read. Otherwise the run is read from its files as if there were no
-cache. A cache written by other decoding code (any change to the modules that read and keep
-events) is not used either: its key holds a hash of their source. Cache files are written to a
-temporary name and renamed, and carry a checksum of their content, so a process killed mid-write
-leaves either the old cache or none, never a partial one. The cache directory must be owned by
-the user and closed to others (its files are pickles).
+from the bytes as they were read. An object in a store is the same object when its listing
+shows the same size and ETag (or version): then nothing of it is fetched; the cache keeps its
+first bytes and the bytes before the offset, so the reader can check later growth. Otherwise
+the run is read from its files as if there were no cache. A cache written by other decoding
+code (any change to the modules that read and keep events) is not used either: its key holds a
+hash of their source. Cache files are written to a temporary name and renamed, and carry a
+checksum of their content, so a process killed mid-write leaves either the old cache or none,
+never a partial one. The cache directory must be owned by the user and closed to others (its
+files are pickles).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 
 import google_crc32c
 
+from kboard.storage import LOCAL, Storage, canonical
 from kboard.store import Problem
 from kboard.tfevents.events import TagInfo
 from kboard.version import __version__
@@ -36,7 +40,7 @@ from kboard.version import __version__
 log = logging.getLogger("kboard")
 
 MAGIC = b"KBCACHE1"
-FORMAT = 3
+FORMAT = 4
 FINGERPRINT_BYTES = 4096
 PACKAGE_DIR = Path(__file__).resolve().parent
 # The code that turns files into stored runs: a change to any of it invalidates every cache.
@@ -48,6 +52,7 @@ DECODER_FILES = (
     "store.py",
     "ingest.py",
     "cache.py",
+    "storage.py",
 )
 _HEADER = struct.Struct("<8sIQ")  # magic, crc32c of payload, payload length
 
@@ -86,6 +91,8 @@ class CachedFile:
     mtime_ns: int
     fingerprint: str
     stopped: bool
+    head: bytes = b""  # objects only: the bytes the fingerprint is of
+    tail: bytes = b""
 
 
 def fingerprint_of(head: bytes, tail: bytes, offset: int) -> str:
@@ -97,17 +104,17 @@ def fingerprint_of(head: bytes, tail: bytes, offset: int) -> str:
     return f"{google_crc32c.value(head):08x}{google_crc32c.value(tail):08x}{offset:x}"
 
 
-def head_and_tail(path: str, offset: int) -> tuple[bytes, bytes]:
+def head_and_tail(path: str, offset: int, storage: Storage = LOCAL) -> tuple[bytes, bytes]:
     """A file's first ``min(FINGERPRINT_BYTES, offset)`` bytes and as many ending at ``offset``."""
-    with open(path, "rb") as f:
+    with storage.open(path, read_ahead=0) as f:
         head = f.read(min(FINGERPRINT_BYTES, offset))
         f.seek(max(0, offset - FINGERPRINT_BYTES))
         return head, f.read(min(FINGERPRINT_BYTES, offset))
 
 
-def fingerprint(path: str, offset: int) -> str:
+def fingerprint(path: str, offset: int, storage: Storage = LOCAL) -> str:
     """:func:`fingerprint_of` the file at ``path`` as it is now."""
-    return fingerprint_of(*head_and_tail(path, offset), offset)
+    return fingerprint_of(*head_and_tail(path, offset, storage), offset)
 
 
 class RunCache:
@@ -131,7 +138,7 @@ class RunCache:
         return True
 
     def path_for(self, run_path: str) -> str:
-        key = hashlib.sha256(os.path.abspath(run_path).encode("utf-8", "surrogateescape"))
+        key = hashlib.sha256(canonical(run_path).encode("utf-8", "surrogateescape"))
         return os.path.join(self.directory, key.hexdigest()[:40] + ".kbc")
 
     # -- saving -----------------------------------------------------------------------
@@ -151,7 +158,7 @@ class RunCache:
                 "format": FORMAT,
                 "version": __version__,
                 "code": self.code,
-                "run_path": os.path.abspath(run_path),
+                "run_path": canonical(run_path),
                 "files": files,
                 "tag_infos": tag_infos,
                 "data": data,
@@ -175,7 +182,7 @@ class RunCache:
                 os.unlink(tmp)
 
     # -- loading ----------------------------------------------------------------------
-    def load(self, run_path: str) -> dict[str, Any] | None:
+    def load(self, run_path: str, storage: Storage = LOCAL) -> dict[str, Any] | None:
         """Return the cached state of a run if it is intact and still true of its files."""
         if not self.usable:
             return None
@@ -201,25 +208,27 @@ class RunCache:
             or state.get("format") != FORMAT
             or state.get("version") != __version__
             or state.get("code") != self.code
-            or state.get("run_path") != os.path.abspath(run_path)
+            or state.get("run_path") != canonical(run_path)
         ):
             return None
         for cached in state["files"]:
-            if not _still_valid(cached):
+            if not _still_valid(cached, storage):
                 log.info("cache of %s is stale (%s changed)", run_path, cached.path)
                 return None
         return state
 
 
-def _still_valid(cached: CachedFile) -> bool:
+def _still_valid(cached: CachedFile, storage: Storage = LOCAL) -> bool:
     try:
-        st = os.stat(cached.path)
+        st = storage.stat(cached.path)
+        if storage.remote and (st.st_size, st.st_mtime_ns) == (cached.size, cached.mtime_ns):
+            return True  # the same object: objects never change in place
         return (
             (st.st_dev, st.st_ino) == cached.identity
             and st.st_size >= cached.offset
             # The same size but another modification time: rewritten in place.
             and (st.st_size != cached.size or st.st_mtime_ns == cached.mtime_ns)
-            and fingerprint(cached.path, cached.offset) == cached.fingerprint
+            and fingerprint(cached.path, cached.offset, storage) == cached.fingerprint
         )
     except OSError:
         return False

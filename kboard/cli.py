@@ -7,16 +7,19 @@ import io
 import logging
 import os
 import sys
+from typing import Any
 
 import click
 
 from kboard.export import KINDS, LAYOUTS, Selection, count_points, write_export
 from kboard.provider import (
     DataProvider,
+    StorageError,
     TagInfo,
     default_cache_dir,
     load_logdir,
     parse_logdir_spec,
+    parse_storage_options,
 )
 from kboard.tfevents.events import Kind
 from kboard.version import __version__
@@ -29,12 +32,33 @@ EXIT_PROBLEMS = 3  # inspect read the logdir and listed problems in its files
 
 
 def _logdir_option(func):  # type: ignore[no-untyped-def]
-    """--logdir (one path, never split) or --logdir_spec (several, named), as ``logdir``."""
+    """--logdir (one path, never split) or --logdir_spec (several, named), as ``logdir``;
+    --storage-option key=value pairs, as ``storage_options``."""
 
     @functools.wraps(func)
-    def with_logdir(*args, logdir: str | None, logdir_spec: str | None, **kwargs):  # type: ignore[no-untyped-def]
-        return func(*args, logdir=logdir_choice(logdir, logdir_spec), **kwargs)
+    def with_logdir(  # type: ignore[no-untyped-def]
+        *args,
+        logdir: str | None,
+        logdir_spec: str | None,
+        storage_option: tuple[str, ...],
+        **kwargs,
+    ):
+        try:
+            options = parse_storage_options(storage_option)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--storage-option") from None
+        return func(
+            *args, logdir=logdir_choice(logdir, logdir_spec), storage_options=options, **kwargs
+        )
 
+    with_logdir = click.option(
+        "--storage-option",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="An option of the object store's fsspec filesystem (repeatable), e.g. "
+        "endpoint_url=http://localhost:9000 or anon=true; JSON values are decoded. "
+        "Credentials are best left to the store's usual variables and files.",
+    )(with_logdir)
     with_logdir = click.option(
         "--logdir_spec",
         metavar="NAME:PATH,...",
@@ -44,7 +68,8 @@ def _logdir_option(func):  # type: ignore[no-untyped-def]
     return click.option(
         "--logdir",
         metavar="DIR",
-        help="Directory of runs: one path, taken as it is (':' and ',' included).",
+        help="Directory of runs: one path, taken as it is (':' and ',' included), or an fsspec "
+        "URL (s3://bucket/prefix, gs://..., az://...).",
     )(with_logdir)
 
 
@@ -62,11 +87,14 @@ def logdir_choice(logdir: str | None, logdir_spec: str | None) -> str | dict[str
     return logdir
 
 
-def read_logdir(logdir: str | dict[str, str]) -> DataProvider:
-    """Read a logdir once, turning a missing directory or a file into a CLI error."""
+def read_logdir(
+    logdir: str | dict[str, str], storage_options: dict[str, Any] | None = None
+) -> DataProvider:
+    """Read a logdir once, turning a missing directory, a file or a missing storage backend
+    into a CLI error."""
     try:
-        return load_logdir(logdir)
-    except (FileNotFoundError, NotADirectoryError) as exc:
+        return load_logdir(logdir, storage_options=storage_options)
+    except (FileNotFoundError, NotADirectoryError, ImportError, StorageError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -100,13 +128,15 @@ def cli(verbose: bool) -> None:
 @cli.command()
 @_logdir_option
 @click.pass_context
-def inspect(ctx: click.Context, logdir: str | dict[str, str]) -> None:
+def inspect(
+    ctx: click.Context, logdir: str | dict[str, str], storage_options: dict[str, Any]
+) -> None:
     """List runs, tags, points and step ranges, and any problem found.
 
     Exits 0 when no problem was found, 3 when problems are listed, 1 when the logdir cannot
     be read.
     """
-    data = read_logdir(logdir)
+    data = read_logdir(logdir, storage_options)
     click.echo(describe(data))
     if data.problems():
         ctx.exit(EXIT_PROBLEMS)
@@ -142,6 +172,13 @@ def describe(data: DataProvider) -> str:
         lines.append(f"problems ({len(problems)})")
         for p in problems:
             lines.append(f"  {p.run}: {os.path.basename(p.path)}: {p.message}")
+    for stats in data.storage_stats():
+        lines.append("")
+        lines.append(
+            f"storage {stats['url']}: {plural(stats['requests'], 'request')} "
+            f"({stats['list_requests']} list, {stats['get_requests']} get, "
+            f"{stats['retries']} retried), {stats['bytes_read']:,} bytes read"
+        )
     return "\n".join(lines)
 
 
@@ -223,6 +260,7 @@ def _series_line(data: DataProvider, run: str, kind: Kind, tag: str, info: TagIn
 )
 def export(
     logdir: str | dict[str, str],
+    storage_options: dict[str, Any],
     output: str,
     runs: str | None,
     tags: str | None,
@@ -245,7 +283,7 @@ def export(
     if overwritten and layout != "long":
         raise click.UsageError("--overwritten needs --format long (a row per value)")
     fmt = "json" if as_json or output.lower().endswith(".json") else "csv"
-    data = read_logdir(logdir)
+    data = read_logdir(logdir, storage_options)
     to_stdout = output == "-"
     show_progress = sys.stderr.isatty() and not (to_stdout and sys.stdout.isatty())
     total = count_points(data, sel)
@@ -286,11 +324,11 @@ def export(
 @_listen_options
 @click.option(
     "--reload-interval",
-    default=5.0,
-    show_default=True,
     type=float,
     metavar="SECONDS",
-    help="Poll the logdir this often (the fallback to watching).",
+    help="Poll the logdir this often (the fallback to watching); an object store's logdir "
+    "is polled less often while nothing changes, up to 4 times this "
+    "[default: 5, or 30 for a logdir in an object store].",
 )
 @click.option(
     "--no-watch",
@@ -347,9 +385,10 @@ def export(
 )
 def serve(
     logdir: str | dict[str, str],
+    storage_options: dict[str, Any],
     host: str,
     port: int | None,
-    reload_interval: float,
+    reload_interval: float | None,
     no_watch: bool,
     threads: int,
     cache_dir: str | None,
@@ -367,6 +406,7 @@ def serve(
         raise click.UsageError("give --token (or KBOARD_TOKEN) or --no-auth, not both")
     serve_forever(
         logdir,
+        storage_options=storage_options,
         host=host,
         port=port,
         reload_interval=reload_interval,

@@ -6,6 +6,12 @@ known files, reads only bytes past each file's offset, and picks up new files an
 file that shrinks, is replaced or vanishes makes its run be read again from the start; a
 run whose directory is gone disappears.
 
+A logdir may also be an fsspec URL (``s3://bucket/prefix``, ``gs://…``): its storage
+(:mod:`kboard.storage`) lists every object once per reload, and only objects whose size or
+ETag changed are read, from their offset; an object replaced by a longer one whose bytes before
+the offset are unchanged is a growing file. A store that cannot be listed is a problem of that
+logdir, and its runs stay as last read.
+
 Symlinks: a symlinked event file is read, wherever it points (the person who runs kboard put
 it there; requests never name paths). A symlinked directory is not followed (logged once), so
 a symlink loop or a link to ``/`` can never make a reload walk forever; to show runs kept
@@ -26,10 +32,22 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from kboard.cache import FINGERPRINT_BYTES, CachedFile, RunCache, fingerprint_of, head_and_tail
+from kboard.storage import (
+    LOCAL,
+    IOStats,
+    Storage,
+    StorageError,
+    is_url,
+    iter_stats,
+    redact,
+    root_path,
+    storage_for,
+)
 from kboard.store import Problem, RunData, Sample, Store, WriteTxn
 from kboard.tfevents.events import Datum, Restart, TagInfo
 from kboard.tfevents.fastpath import DecodedBlock, ScalarBatch, decode_block
@@ -83,10 +101,12 @@ def logdir_roots(logdir: str | Mapping[str, str]) -> dict[str, str]:
 
 
 def logdir_label(roots: Mapping[str, str]) -> str:
-    """How a logdir is shown: its path, or the spec of several named ones."""
+    """How a logdir is shown: its path, or the spec of several named ones (no secrets)."""
     if set(roots) == {""}:
-        return roots[""]
-    return ",".join(f"{name}:{path}" if name else path for name, path in roots.items())
+        return redact(roots[""])
+    return ",".join(
+        f"{name}:{redact(path)}" if name else redact(path) for name, path in roots.items()
+    )
 
 
 def run_name(prefix: str, relpath: str) -> str:
@@ -121,6 +141,8 @@ class RunState:
 
     name: str
     path: str
+    storage: Storage = LOCAL  # where its files are: local, or an object store
+    root: str = ""  # the logdir it was found under
     files: dict[str, FileState] = field(default_factory=dict)
     tag_infos: dict[str, TagInfo] = field(default_factory=dict)
     broken: set[str] = field(default_factory=set)  # event-file names that cannot be opened
@@ -151,9 +173,12 @@ class LogdirReader:
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         cache: RunCache | None = None,
         pending_report_seconds: float = PENDING_REPORT_SECONDS,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         # One path (never split), or {name: path} for several (see parse_logdir_spec).
-        self.roots = logdir_roots(logdir)
+        self.roots = {name: root_path(path) for name, path in logdir_roots(logdir).items()}
+        # Local paths, or object-store URLs read through fsspec with ``storage_options``.
+        self.storages = {root: storage_for(root, storage_options) for root in self.roots.values()}
         self.store = store if store is not None else Store()
         self.max_record_bytes = max_record_bytes
         self.cache = cache
@@ -164,29 +189,39 @@ class LogdirReader:
         self._links_seen: set[str] = set()  # symlinked directories already logged
 
     def missing_roots(self) -> list[str]:
-        """Return the logdir paths that do not exist (yet)."""
-        return [p for p in self.roots.values() if not os.path.exists(p)]
+        """Return the local logdir paths that do not exist (yet)."""
+        return [p for p in self.roots.values() if not is_url(p) and not os.path.exists(p)]
 
     def file_roots(self) -> list[str]:
-        """Return the logdir paths that are files, not directories (a mistake to report)."""
-        return [p for p in self.roots.values() if os.path.exists(p) and not os.path.isdir(p)]
+        """Return the local logdir paths that are files, not directories (a mistake to report)."""
+        return [
+            p
+            for p in self.roots.values()
+            if not is_url(p) and os.path.exists(p) and not os.path.isdir(p)
+        ]
+
+    def io_stats(self) -> list[IOStats]:
+        """Requests made and bytes read, per logdir in an object store (none for local ones)."""
+        return list(iter_stats(self.storages))
 
     def reload(self) -> ReloadReport:
         """Read whatever is new on disk into the store."""
         with self._reload_lock:
             report = ReloadReport()
-            found, walk_problems = self._discover()
+            found, walk_problems, unlisted = self._discover()
             for name in sorted(set(self._runs) - set(found)):
+                if self._runs[name].root in unlisted:
+                    continue  # its store failed to answer: keep what was read
                 del self._runs[name]
                 with self.store.write() as txn:
                     txn.remove_run(name)
                 report.runs_removed.append(name)
                 log.info("run %s is gone", name)
             self._report_walk_problems(walk_problems, report)
-            for name, (path, files) in sorted(found.items()):
+            for name, (root, path, files) in sorted(found.items()):
                 state = self._runs.get(name)
                 if state is None or state.path != path:
-                    state = self._runs[name] = RunState(name, path)
+                    state = self._runs[name] = RunState(name, path, self.storages[root], root)
                     report.runs_added.append(name)
                     if self.cache is not None and self._restore(state):
                         report.runs_from_cache.append(name)
@@ -195,14 +230,18 @@ class LogdirReader:
 
     def _restore(self, state: RunState) -> bool:
         """Start a run from its cached state, when the cache is still true of its files."""
-        cached = self.cache.load(state.path) if self.cache is not None else None
+        cached = self.cache.load(state.path, state.storage) if self.cache is not None else None
         if cached is None:
             return False
         state.tag_infos = dict(cached["tag_infos"])
         for f in cached["files"]:
             fstate = FileState(f.path, f.identity, f.offset, f.size, f.mtime_ns, f.stopped)
             # The cache checked these bytes a moment ago: in-place rewrites stay detectable.
-            fstate.head, fstate.tail = _head_and_tail(f.path, f.offset)
+            # Objects keep them in the cache: a warm start fetches no event data.
+            if state.storage.remote:
+                fstate.head, fstate.tail = f.head, f.tail
+            else:
+                fstate.head, fstate.tail = _head_and_tail(f.path, f.offset)
             state.files[f.path] = fstate
         with self.store.write() as txn:
             txn.replace_run(state.name, RunData.from_state(cached["data"]))
@@ -230,6 +269,7 @@ class LogdirReader:
                         f.mtime_ns,
                         fingerprint_of(f.head, f.tail, f.offset),
                         f.stopped,
+                        *((f.head, f.tail) if state.storage.remote else ()),
                     )
                     for f in state.files.values()
                 ]
@@ -243,14 +283,29 @@ class LogdirReader:
             self.cache.save(path, files, tag_infos, data, problems)
         return len(jobs)
 
-    def _discover(self) -> tuple[dict[str, tuple[str, list[str]]], dict[str, Problem]]:
-        """Find ``{run name: (directory, [event file paths])}`` under every root.
+    def _discover(
+        self,
+    ) -> tuple[dict[str, tuple[str, str, list[str]]], dict[str, Problem], set[str]]:
+        """Find ``{run name: (root, directory, [event file paths])}`` under every root.
 
-        Also returns the directories that could not be listed, as problems.
+        Also returns the directories that could not be listed, as problems, and the roots in
+        object stores that could not be listed (their runs are kept as they were).
         """
-        found: dict[str, tuple[str, list[str]]] = {}
+        found: dict[str, tuple[str, str, list[str]]] = {}
         problems: dict[str, Problem] = {}
+        unlisted: set[str] = set()
         for prefix, root in self.roots.items():
+            storage = self.storages[root]
+            if storage.remote:
+                try:
+                    listing = storage.list()
+                except StorageError as exc:
+                    unlisted.add(root)
+                    problems[root] = Problem(prefix or ".", redact(root), 0, "storage", str(exc))
+                    continue
+                for name, (path, files) in _runs_in_listing(prefix, root, listing).items():
+                    found[name] = (root, path, files)
+                continue
             if not os.path.isdir(root):
                 continue
 
@@ -267,8 +322,8 @@ class LogdirReader:
                 events = sorted(n for n in filenames if is_event_file(n))
                 if events:
                     name = run_name(prefix, os.path.relpath(dirpath, root))
-                    found[name] = (dirpath, [os.path.join(dirpath, n) for n in events])
-        return found, problems
+                    found[name] = (root, dirpath, [os.path.join(dirpath, n) for n in events])
+        return found, problems, unlisted
 
     def _note_link(self, path: str) -> None:
         """Log, once, that a symlinked directory is not followed."""
@@ -281,16 +336,17 @@ class LogdirReader:
             )
 
     def _report_walk_problems(self, problems: dict[str, Problem], report: ReloadReport) -> None:
-        """Report newly unlistable directories; forget the ones that can be listed again."""
+        """Report newly unlistable directories (or stores, whose fault may change); forget the
+        ones that can be listed again."""
         old = self._walk_problems
-        if problems.keys() == old.keys():
+        if problems == old:
             return
         with self.store.write() as txn:
             for path, problem in old.items():
-                if path not in problems:
-                    txn.forget_problems(problem.run, path)
+                if problems.get(path) != problem:
+                    txn.forget_problems(problem.run, problem.path)
             for path, problem in problems.items():
-                if path not in old and txn.report(problem):
+                if old.get(path) != problem and txn.report(problem):
                     report.problems.append(problem)
                     log.warning("%s", problem.message)
         self._walk_problems = problems
@@ -300,20 +356,21 @@ class LogdirReader:
         new_problems: list[Problem] = []
         resolved: list[tuple[str, str]] = []  # (path, problem kind) no longer true
         broken: set[str] = set()
+        storage = state.storage
         for path in paths:
             try:
-                stats[path] = os.stat(path)
+                stats[path] = storage.stat(path)
             except OSError as exc:
                 # Vanished between listing and stat: treated as gone below. A name that is
                 # there but cannot be followed (a symlink loop, a dangling link) is reported.
-                if os.path.lexists(path):
+                if storage.lexists(path):
                     broken.add(path)
                     message = f"cannot open {os.path.basename(path)}: {exc.strerror}"
                     new_problems.append(Problem(state.name, path, 0, "io", message))
         resolved += [(path, "io") for path in state.broken - broken]
         state.broken = broken
         reread = any(p not in stats for p in state.files) or any(
-            _must_reread(state.files[p], st) for p, st in stats.items() if p in state.files
+            _must_reread(state.files[p], st, storage) for p, st in stats.items() if p in state.files
         )
         if reread:
             state.files.clear()
@@ -358,7 +415,7 @@ class LogdirReader:
     ) -> None:
         size = st.st_size
         try:
-            with open(fstate.path, "rb") as stream:
+            with state.storage.open(fstate.path) as stream:
                 if fstate.failed:
                     fstate.failed = False
                     resolved.append((fstate.path, "io"))
@@ -437,7 +494,7 @@ class LogdirReader:
         batch.add_block(decoded)
 
 
-def _must_reread(fstate: FileState, st: os.stat_result) -> bool:
+def _must_reread(fstate: FileState, st: os.stat_result, storage: Storage = LOCAL) -> bool:
     """A file replaced by another, shorter than what was read, or rewritten, is read again.
 
     Rewritten: the bytes before the offset changed, or the size is the same but the
@@ -447,7 +504,7 @@ def _must_reread(fstate: FileState, st: os.stat_result) -> bool:
     if (st.st_dev, st.st_ino) != fstate.identity or st.st_size < fstate.offset:
         return True
     if st.st_size != fstate.size:
-        return _rewritten(fstate)
+        return _rewritten(fstate, storage)
     waiting = fstate.offset < fstate.size and not fstate.stopped
     return st.st_mtime_ns != fstate.mtime_ns and not waiting
 
@@ -470,16 +527,38 @@ def _head_and_tail(path: str, offset: int) -> tuple[bytes, bytes]:
         return b"", b""
 
 
-def _rewritten(fstate: FileState) -> bool:
-    """Whether the bytes before the read offset changed: truncated in place and written again."""
+def _rewritten(fstate: FileState, storage: Storage = LOCAL) -> bool:
+    """Whether the bytes before the read offset changed: truncated in place and written again.
+
+    An object replaced by a longer one is a growing file when these bytes are unchanged.
+    """
     if not fstate.tail:
         return False
     try:
-        with open(fstate.path, "rb") as f:
+        with storage.open(fstate.path) as f:
             f.seek(fstate.offset - len(fstate.tail))
             return f.read(len(fstate.tail)) != fstate.tail
     except OSError:
         return False  # reading the file will report it
+
+
+def _runs_in_listing(
+    prefix: str, root: str, listing: Mapping[str, Any]
+) -> dict[str, tuple[str, list[str]]]:
+    """``{run name: (directory URL, [event file URLs])}`` from one listing of a store."""
+    by_dir: dict[str, list[str]] = {}
+    for url in listing:
+        rel = url[len(root) + 1 :]
+        directory, _, name = rel.rpartition("/")
+        if is_event_file(name):
+            by_dir.setdefault(directory, []).append(url)
+    return {
+        run_name(prefix, directory or "."): (
+            f"{root}/{directory}" if directory else root,
+            sorted(urls),
+        )
+        for directory, urls in sorted(by_dir.items())
+    }
 
 
 class _RunBatch:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +59,7 @@ from kboard.histograms import value_range as histogram_range
 from kboard.ingest import LogdirReader, logdir_label, logdir_roots, parse_logdir_spec
 from kboard.jsonsafe import float_list
 from kboard.model import model_view as model_tree
+from kboard.storage import IOStats, StorageError, parse_storage_options
 from kboard.store import NotFound, Problem, Sample, ScalarColumns, ScalarHistory, Store
 from kboard.text import text_to_html
 from kboard.tfevents.events import Kind, TagInfo
@@ -75,6 +76,7 @@ __all__ = [
     "Sample",
     "ScalarColumns",
     "ScalarHistory",
+    "StorageError",
     "TagInfo",
     "X_MODES",
     "default_cache_dir",
@@ -83,6 +85,7 @@ __all__ = [
     "logdir_roots",
     "not_a_directory",
     "parse_logdir_spec",
+    "parse_storage_options",
     "regex_key",
 ]
 
@@ -154,9 +157,19 @@ def find_step(samples: tuple[Sample, ...], step: int) -> Sample | None:
 class DataProvider:
     """Answers questions about the runs of one logdir (or several named ones)."""
 
-    def __init__(self, store: Store, logdir: str = "") -> None:
+    def __init__(
+        self,
+        store: Store,
+        logdir: str = "",
+        io_stats: Callable[[], list[IOStats]] | None = None,
+    ) -> None:
         self._store = store
         self.logdir = logdir
+        self._io_stats = io_stats
+
+    def storage_stats(self) -> list[dict[str, Any]]:
+        """Requests made and bytes read per logdir in an object store (empty when all local)."""
+        return [s.as_dict() for s in self._io_stats()] if self._io_stats is not None else []
 
     # -- runs and status ------------------------------------------------------------
     @property
@@ -514,13 +527,18 @@ class DataProvider:
         return {"tag": tag, "smoothing": smoothing, "groups": groups, "alone": list(grouping.alone)}
 
 
-def load_logdir(logdir: str | Mapping[str, str], *, cache: RunCache | None = None) -> DataProvider:
-    """Read a logdir (one path, or ``{name: path}``) once and answer questions about it.
+def load_logdir(
+    logdir: str | Mapping[str, str],
+    *,
+    cache: RunCache | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> DataProvider:
+    """Read a logdir (one path or URL, or ``{name: path}``) once and answer questions about it.
 
-    ``FileNotFoundError`` when a logdir does not exist, ``NotADirectoryError`` when it is a
-    file.
+    ``FileNotFoundError`` when a local logdir does not exist, ``NotADirectoryError`` when it
+    is a file; a URL is read with fsspec and ``storage_options`` (its faults are problems).
     """
-    reader = LogdirReader(logdir, cache=cache)
+    reader = LogdirReader(logdir, cache=cache, storage_options=storage_options)
     missing = reader.missing_roots()
     if missing:
         raise FileNotFoundError(f"logdir not found: {', '.join(missing)}")
@@ -528,7 +546,7 @@ def load_logdir(logdir: str | Mapping[str, str], *, cache: RunCache | None = Non
     if files:
         raise NotADirectoryError(not_a_directory(files[0]))
     reader.reload()
-    return DataProvider(reader.store, logdir_label(reader.roots))
+    return DataProvider(reader.store, logdir_label(reader.roots), reader.io_stats)
 
 
 def not_a_directory(path: str) -> str:

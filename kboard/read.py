@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kboard.export import GROUP_HEADER, Selection, selected_groups, selected_scalars
-from kboard.provider import load_logdir
+from kboard.provider import DataProvider, load_logdir
 from kboard.tfevents.events import Kind
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ def read_scalars(
     overwritten: bool = False,
     group: str | None = None,
     smoothing: float = 0.0,
+    storage_options: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Every scalar point as a long DataFrame (``run, tag, step, wall_time, value``).
 
@@ -43,15 +44,17 @@ def read_scalars(
     ``group=REGEX`` groups runs by the regex's capture groups (runs it does not match are left
     out) and gives per group, tag and step ``group, tag, step, mean, median, std, min, max,
     count`` as ``kboard export --group`` does, each member smoothed by ``smoothing`` first.
+    ``logdir`` may be an fsspec URL (``s3://bucket/logs``), read with ``storage_options``.
     """
     pd = _pandas()
     if group is not None:
         if pivot or overwritten:
             raise ValueError("group needs the long layout, without overwritten values")
-        return _group_frame(pd, logdir, Selection(runs, tags, group=group, smoothing=smoothing))
+        data = load_logdir(logdir, storage_options=storage_options)
+        return _group_frame(pd, data, Selection(runs, tags, group=group, smoothing=smoothing))
     if overwritten and pivot:
         raise ValueError("overwritten values need the long layout (pivot=False)")
-    data = load_logdir(logdir)
+    data = load_logdir(logdir, storage_options=storage_options)
     series = selected_scalars(data, Selection(runs, tags))
     if pivot:
         columns = {
@@ -75,9 +78,9 @@ def read_scalars(
     return pd.DataFrame(frame)
 
 
-def _group_frame(pd: Any, logdir: str, sel: Selection) -> pd.DataFrame:
+def _group_frame(pd: Any, data: DataProvider, sel: Selection) -> pd.DataFrame:
     """The per-group statistics of ``sel`` as a long DataFrame (GROUP_HEADER's columns)."""
-    parts = list(selected_groups(load_logdir(logdir), sel))
+    parts = list(selected_groups(data, sel))
     lengths = [len(stats) for _, _, _, stats in parts]
     frame = {
         "group": np.repeat([g for g, _, _, _ in parts], lengths).astype(object),
@@ -90,10 +93,16 @@ def _group_frame(pd: Any, logdir: str, sel: Selection) -> pd.DataFrame:
     return pd.DataFrame(frame)
 
 
-def read_histograms(logdir: str, runs: str | None = None, tags: str | None = None) -> pd.DataFrame:
+def read_histograms(
+    logdir: str,
+    runs: str | None = None,
+    tags: str | None = None,
+    *,
+    storage_options: dict[str, Any] | None = None,
+) -> pd.DataFrame:
     """Every kept histogram bucket: ``run, tag, step, wall_time, left, right, count``."""
     pd = _pandas()
-    data = load_logdir(logdir)
+    data = load_logdir(logdir, storage_options=storage_options)
     sel = Selection(runs, tags, kind="histograms")
     rows: list[tuple[Any, ...]] = []
     for run, by_tag in data.tags(Kind.HISTOGRAMS).items():
@@ -105,10 +114,16 @@ def read_histograms(logdir: str, runs: str | None = None, tags: str | None = Non
     return pd.DataFrame(rows, columns=["run", "tag", "step", "wall_time", "left", "right", "count"])
 
 
-def read_images(logdir: str, runs: str | None = None, tags: str | None = None) -> pd.DataFrame:
+def read_images(
+    logdir: str,
+    runs: str | None = None,
+    tags: str | None = None,
+    *,
+    storage_options: dict[str, Any] | None = None,
+) -> pd.DataFrame:
     """Every kept image: ``run, tag, step, wall_time, sample, width, height, data`` (bytes)."""
     pd = _pandas()
-    data = load_logdir(logdir)
+    data = load_logdir(logdir, storage_options=storage_options)
     sel = Selection(runs, tags)
     rows: list[tuple[Any, ...]] = []
     for run, by_tag in data.tags(Kind.IMAGES).items():

@@ -1,4 +1,9 @@
-"""Write TensorBoard event files without TensorFlow, with the torch ``SummaryWriter`` API."""
+"""Write TensorBoard event files without TensorFlow, with the torch ``SummaryWriter`` API.
+
+A log directory may be an fsspec URL (``s3://bucket/run``): the event file is then an object,
+uploaded whole on each flush and rolled to a new object past ``ROLL_BYTES`` (see
+:class:`kboard.storage.ObjectSink`).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from typing import Any
 import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
+from kboard.storage import ObjectSink, is_url
 from kboard.tfevents import protos
 from kboard.tfevents.records import encode_record
 
@@ -24,6 +30,9 @@ _counter_lock = threading.Lock()
 # The axes an image layout may name, in any order (torch takes "WH", "CWH" and so on too).
 _LAYOUT_AXES = (frozenset("HW"), frozenset("HWC"), frozenset("NHW"), frozenset("NHWC"))
 _LAYOUTS_BY_RANK = {2: "'HW'", 3: "'CHW' or 'HWC'", 4: "'NCHW' or 'NHWC'"}
+# In an object store, an event file is uploaded whole on each flush until it holds this much;
+# then the next flush starts a new object. Bounds a flush's upload and a run's object count.
+ROLL_BYTES = 256 * 1024
 
 
 def _next_count() -> int:
@@ -38,21 +47,27 @@ class _EventFile:
     the writer alive.
     """
 
-    def __init__(self, path: str, max_queue: int) -> None:
-        self.path = path
-        self._file = open(path, "xb")  # noqa: SIM115 - closed by close()
+    def __init__(self, path: str, max_queue: int, sink: ObjectSink | None = None) -> None:
+        self._path = path
+        self._sink = sink
+        self._file = sink if sink is not None else open(path, "xb")  # noqa: SIM115
         self._max_queue = max_queue
         self._pending: list[bytes] = []
         self._lock = threading.Lock()
         self._closed = False
         self._error: OSError | None = None
 
+    @property
+    def path(self) -> str:
+        """The file (or the object being written, which changes as objects roll)."""
+        return self._sink.path if self._sink is not None else self._path
+
     def add(self, record: bytes) -> None:
         with self._lock:
             self._check()
             self._pending.append(record)
             if len(self._pending) >= self._max_queue:
-                self._write()
+                self._write(durable=False)
 
     def flush(self) -> None:
         with self._lock:
@@ -85,12 +100,13 @@ class _EventFile:
         if self._error is not None:
             raise OSError(f"writing {self.path} failed in the background") from self._error
 
-    def _write(self) -> None:
+    def _write(self, durable: bool = True) -> None:
         if self._pending:
             data = b"".join(self._pending)
             self._pending.clear()
             self._file.write(data)
-        self._file.flush()
+        if durable or self._sink is None:  # an object is uploaded on flushes only
+            self._file.flush()
 
 
 def _flush_loop(file: _EventFile, stop: threading.Event, interval: float) -> None:
@@ -120,14 +136,20 @@ class EventFileWriter:
         filename_suffix: str = "",
         flush_secs: float = 1.0,
         max_queue: int = 10,
+        storage_options: dict[str, Any] | None = None,
     ) -> None:
         if not flush_secs > 0:
             raise ValueError(f"flush_secs must be a positive number of seconds, got {flush_secs}")
         if max_queue < 0:
             raise ValueError(f"max_queue must be >= 0, got {max_queue}")
         self._logdir = os.fspath(logdir)
-        os.makedirs(self._logdir, exist_ok=True)
-        self._file = _open_event_file(self._logdir, filename_suffix, max_queue)
+        if is_url(self._logdir):
+            self._file = _open_event_object(
+                self._logdir, filename_suffix, max_queue, storage_options
+            )
+        else:
+            os.makedirs(self._logdir, exist_ok=True)
+            self._file = _open_event_file(self._logdir, filename_suffix, max_queue)
         self._file.add(encode_record(protos.file_version_event(time.time()).SerializeToString()))
         self._file.flush()
         stop = threading.Event()
@@ -178,17 +200,33 @@ class EventFileWriter:
         self.close()
 
 
+def _event_file_name(suffix: str) -> str:
+    # Readers (TensorBoard, kboard) take a run's files in name order: the zero-padded
+    # counter keeps files opened in the same second in the order they were opened.
+    host, pid, count = socket.gethostname(), os.getpid(), _next_count()
+    return f"events.out.tfevents.{int(time.time())}.{host}.{pid}.{count:06d}{suffix}"
+
+
 def _open_event_file(logdir: str, suffix: str, max_queue: int) -> _EventFile:
-    host, pid = socket.gethostname(), os.getpid()
     while True:
-        # Readers (TensorBoard, kboard) take a run's files in name order: the zero-padded
-        # counter keeps files opened in the same second in the order they were opened.
-        count = _next_count()
-        name = f"events.out.tfevents.{int(time.time())}.{host}.{pid}.{count:06d}{suffix}"
         try:
-            return _EventFile(os.path.join(logdir, name), max_queue)
+            return _EventFile(os.path.join(logdir, _event_file_name(suffix)), max_queue)
         except FileExistsError:
             continue
+
+
+def _open_event_object(
+    url: str, suffix: str, max_queue: int, options: dict[str, Any] | None
+) -> _EventFile:
+    """An event file in an object store; each object it rolls to starts with a version event."""
+    sink = ObjectSink(
+        url,
+        lambda: _event_file_name(suffix),
+        lambda: encode_record(protos.file_version_event(time.time()).SerializeToString()),
+        roll_bytes=ROLL_BYTES,
+        options=options,
+    )
+    return _EventFile(sink.path, max_queue, sink)
 
 
 def as_step(step: Any) -> int:
@@ -266,6 +304,7 @@ class SummaryWriter:
         max_queue: int = 10,
         flush_secs: float = 1.0,
         filename_suffix: str = "",
+        storage_options: dict[str, Any] | None = None,
     ) -> None:
         if log_dir is None:
             stamp = datetime.now().strftime("%b%d_%H-%M-%S")
@@ -273,7 +312,9 @@ class SummaryWriter:
         self._log_dir = os.fspath(log_dir)
         self._plugins: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._file = EventFileWriter(self._log_dir, filename_suffix, flush_secs, max_queue)
+        self._file = EventFileWriter(
+            self._log_dir, filename_suffix, flush_secs, max_queue, storage_options
+        )
         if purge_step is not None:
             # As torch does: readers that honour restarts drop older points at steps >= this.
             # (TensorBoard ignores the first START of a run, so a purge needs an earlier one.)

@@ -197,3 +197,27 @@ def keras_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         callbacks=[callback],
     )
     return logdir
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An S3-compatible server (moto's, real HTTP) on loopback; the AWS variables point at it."""
+    moto_server = pytest.importorskip("moto.server")
+    pytest.importorskip("s3fs")
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs every request
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE"):
+            env.delenv(name, raising=False)
+        env.setenv("AWS_ENDPOINT_URL", endpoint)
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        env.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+        yield endpoint
+    server.stop()

@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "kboard.histograms": 2,
     "kboard.text": 2,
     "kboard.model": 2,
+    "kboard.storage": 1,
     "kboard.store": 3,
     "kboard.cache": 4,
     "kboard.ingest": 5,

@@ -68,6 +68,14 @@ def runs() -> Response:
     return json_response(runs_listing(provider()))
 
 
+@bp.get("/status")
+def status() -> Response:
+    data = provider()
+    return json_response(
+        {"generation": data.generation, "logdir": data.logdir, "storage": data.storage_stats()}
+    )
+
+
 @bp.get("/tags/<kind>")
 def tags(kind: str) -> Response:
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
@@ -34,7 +35,7 @@ ANY_ADDRESS = frozenset({"0.0.0.0", "::", ""})
 def create_app(
     logdir: str | Mapping[str, str],
     *,
-    reload_interval: float = 5.0,
+    reload_interval: float | None = None,
     watch: bool = True,
     live: bool = True,
     host: str = "127.0.0.1",
@@ -44,6 +45,7 @@ def create_app(
     allowed_hosts: Iterable[str] = (),
     path_prefix: str = "",
     max_streams: int = DEFAULT_MAX_STREAMS,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Flask:
     """Create the app for ``logdir``: read it once, then follow it when ``live``.
 
@@ -52,13 +54,15 @@ def create_app(
     With ``cache_dir``, decoded runs are kept there so the next start is quick. With
     ``token``, every request must carry it (see :class:`TokenAuth`). ``allowed_hosts`` are
     more names the server may be reached by (the Host check). ``path_prefix`` (``/kboard``)
-    serves everything under that path, for a reverse proxy.
+    serves everything under that path, for a reverse proxy. A logdir may be an fsspec URL
+    (read with ``storage_options``); ``reload_interval`` defaults to 5 s, 30 s when a logdir
+    is in an object store.
     """
     path_prefix = normalize_prefix(path_prefix)
     app = Flask("kboard")  # the package's static/ and templates/ folders
     app.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=1024 * 1024)
     cache = RunCache(cache_dir) if cache_dir else None
-    reader = reader or LogdirReader(logdir, cache=cache)
+    reader = reader or LogdirReader(logdir, cache=cache, storage_options=storage_options)
     reader.reload()
     if cache is not None:
         # A little later, so the first page loads do not wait for it.
@@ -70,7 +74,7 @@ def create_app(
         reloader = LiveReloader(reader, interval=reload_interval, watch=watch)
         reloader.start()
     label = logdir_label(reader.roots)
-    data = DataProvider(reader.store, label)
+    data = DataProvider(reader.store, label, reader.io_stats)
     app.extensions["kboard"] = Serving(
         data,
         reader,

@@ -1,4 +1,10 @@
-"""Live reloading: a watchdog observer for prompt updates, a periodic poll as the fallback."""
+"""Live reloading: a watchdog observer for prompt updates, a periodic poll as the fallback.
+
+A logdir in an object store cannot be watched: it is polled (every 30 s by default), and
+while reloads find nothing new the interval grows, up to :data:`MAX_BACKOFF` times the
+interval; anything new brings it back. Idle objects cost no request at all (one listing
+shows they are unchanged).
+"""
 
 from __future__ import annotations
 
@@ -23,15 +29,24 @@ warnings.filterwarnings("ignore", "Callback with id", RuntimeWarning, r"watchdog
 DEBOUNCE_SECONDS = 0.05
 # Refresh the on-disk cache of decoded runs at most this often.
 CACHE_SAVE_SECONDS = 60.0
+LOCAL_INTERVAL = 5.0
+REMOTE_INTERVAL = 30.0
+MAX_BACKOFF = 4.0  # an idle remote logdir is polled at most this many intervals apart
 
 
 class LiveReloader:
     """Reloads a :class:`LogdirReader` on file-system events and every ``interval`` seconds."""
 
-    def __init__(self, reader: LogdirReader, *, interval: float = 5.0, watch: bool = True):
+    def __init__(
+        self, reader: LogdirReader, *, interval: float | None = None, watch: bool = True
+    ) -> None:
         self.reader = reader
+        self.remote = any(storage.remote for storage in reader.storages.values())
+        if interval is None:
+            interval = REMOTE_INTERVAL if self.remote else LOCAL_INTERVAL
         self.interval = interval
         self.watch = watch
+        self.idle_reloads = 0  # reloads in a row that found nothing new
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -76,18 +91,32 @@ class LiveReloader:
     def _loop(self) -> None:
         last_save = time.monotonic()
         while not self._stop.is_set():
-            self._wake.wait(self.interval if self.interval > 0 else None)
+            self._wake.wait(self.next_wait() if self.interval > 0 else None)
             if self._stop.is_set():
                 return
             time.sleep(DEBOUNCE_SECONDS)
             self._wake.clear()
             try:
-                self.reader.reload()
+                report = self.reader.reload()
+                quiet = not (
+                    report.records
+                    or report.runs_added
+                    or report.runs_removed
+                    or report.runs_reread
+                    or report.problems
+                )
+                self.idle_reloads = self.idle_reloads + 1 if quiet else 0
                 if time.monotonic() - last_save > CACHE_SAVE_SECONDS:
                     last_save = time.monotonic()
                     self.reader.save_cache()
             except Exception:  # the reader reports file problems itself; this is a bug
                 log.exception("reload failed")
+
+    def next_wait(self) -> float:
+        """Seconds to the next poll: the interval, or longer while a remote logdir is idle."""
+        if not self.remote:
+            return self.interval
+        return self.interval * min(MAX_BACKOFF, 1.5**self.idle_reloads)
 
 
 class _Poke(FileSystemEventHandler):

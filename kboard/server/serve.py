@@ -11,11 +11,12 @@ import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
+from typing import Any
 from urllib.parse import quote
 
 import click
 
-from kboard.provider import logdir_label, logdir_roots, not_a_directory
+from kboard.provider import StorageError, logdir_label, logdir_roots, not_a_directory
 from kboard.server.app import create_app
 from kboard.server.auth import choose_token, is_loopback, normalize_prefix
 from kboard.server.streams import DEFAULT_MAX_STREAMS, serve_streams_from_event_loop
@@ -68,7 +69,7 @@ def serve_forever(
     *,
     host: str,
     port: int | None,
-    reload_interval: float,
+    reload_interval: float | None,
     watch: bool,
     threads: int,
     cache_dir: str | None = None,
@@ -77,6 +78,7 @@ def serve_forever(
     allowed_hosts: Sequence[str] = (),
     path_prefix: str = "",
     max_streams: int = DEFAULT_MAX_STREAMS,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> None:
     """Bind, read the logdir, print the URL and serve until interrupted.
 
@@ -91,7 +93,7 @@ def serve_forever(
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     roots = logdir_roots(logdir)
-    paths = list(roots.values())
+    paths = [path for path in roots.values() if "://" not in path]  # local ones
     for path in paths:
         if os.path.exists(path) and not os.path.isdir(path):
             raise click.ClickException(not_a_directory(path))
@@ -101,17 +103,22 @@ def serve_forever(
             click.echo(
                 f"kboard: {path} does not exist yet; waiting for event files there", err=True
             )
-    app = create_app(
-        logdir,
-        reload_interval=reload_interval,
-        watch=watch,
-        host=host,
-        cache_dir=cache_dir,
-        token=token,
-        allowed_hosts=allowed_hosts,
-        path_prefix=path_prefix,
-        max_streams=max_streams,
-    )
+    try:
+        app = create_app(
+            logdir,
+            storage_options=storage_options,
+            reload_interval=reload_interval,
+            watch=watch,
+            host=host,
+            cache_dir=cache_dir,
+            token=token,
+            allowed_hosts=allowed_hosts,
+            path_prefix=path_prefix,
+            max_streams=max_streams,
+        )
+    except (ImportError, StorageError) as exc:  # no fsspec backend, a bad storage option
+        sock.close()
+        raise click.ClickException(str(exc)) from None
     state = app.extensions["kboard"]
     bound_port = sock.getsockname()[1]
     shown_host = "localhost" if host in ("127.0.0.1", "::1") else host
