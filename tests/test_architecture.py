@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "kboard.histograms": 2,
     "kboard.text": 2,
     "kboard.model": 2,
+    "kboard.graph": 2,
     "kboard.store": 3,
     "kboard.cache": 4,
     "kboard.ingest": 5,
