@@ -11,6 +11,7 @@ from tests.conftest import write_events
 
 KERAS_MODELS = ("resnet", "two_io", "nested", "shared")
 SCOPES = ("encoder", "decoder", "loss")
+HOSTILE_OP = "head/<img src=x onerror=alert(1)>"  # an op name that is markup
 
 
 def build_models() -> dict:
@@ -38,7 +39,7 @@ def build_models() -> dict:
     def nested():
         inner = keras.Sequential(
             [
-                keras.Input((6,)),
+                layers.InputLayer(shape=(6,), name="inner_input"),
                 layers.Dense(4, name="inner_dense"),
                 layers.Dense(3, name="inner_out"),
             ],
@@ -121,7 +122,7 @@ def hand_graph() -> bytes:
         ("block/dense/MatMul", "MatMul", ["input", "block/dense/kernel"]),
         ("block/dense/kernel", "Const", []),
         ("block/relu", "Relu", ["block/dense/MatMul:0"]),
-        ("head/<b>out</b>", "Identity", ["block/relu", "^input"]),
+        (HOSTILE_OP, "Identity", ["block/relu", "^input"]),
         ("orphan", "Identity", ["not_there"]),
     ):
         node = graph.node.add(name=name, op=op, device="/device:CPU:0")
@@ -136,19 +137,24 @@ def graph_event(data: bytes, step: int = 0):
     return event_pb2.Event(step=step, wall_time=1.0 + step, graph_def=data)
 
 
+_BUILT: list[Path] = []  # the logdir, built once however many test modules import the fixture
+
+
 @pytest.fixture(scope="session")
 def graph_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Runs ``<model>/keras/train`` and ``<model>/kboard/train`` for each model, ``tf1``,
-    ``hand`` (a hand-built GraphDef) and ``bad`` (bytes that are no GraphDef)."""
+    ``trace``, ``hand`` (a hand-built GraphDef) and ``bad`` (bytes that are no GraphDef)."""
     pytest.importorskip("tensorflow")
+    if _BUILT:
+        return _BUILT[0]
     import keras
 
     logdir = tmp_path_factory.mktemp("graph_logs")
+    write_trace(logdir / "trace")  # first: a trace records every function that runs
     keras.utils.set_random_seed(0)
     for name, model in build_models().items():
         _fit_once(model, logdir / name)
     write_tf1_graph(logdir / "tf1")
-    write_trace(logdir / "trace")
     write_events(logdir / "hand" / "events.out.tfevents.1.hand", [graph_event(hand_graph())])
     write_events(
         logdir / "bad" / "events.out.tfevents.1.bad", [graph_event(b"\xff\xff not a graph")]

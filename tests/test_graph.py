@@ -11,7 +11,7 @@ from kboard.graph import MAX_OPS, keras_graph, op_graph
 from kboard.provider import load_logdir
 from kboard.tfevents.events import Kind
 from tests.conftest import write_events
-from tests.graph_logs import graph_event, graph_logdir, hand_graph  # noqa: F401 (fixture)
+from tests.graph_logs import HOSTILE_OP, graph_event, graph_logdir, hand_graph  # noqa: F401
 
 # What each model's config says, written out by hand: (source, target) per use of a tensor.
 EXPECTED_EDGES = {
@@ -24,7 +24,7 @@ EXPECTED_EDGES = {
         ("trunk", "out_cls"),
     ],
     "nested": [
-        ("input_layer", "inner_dense"), ("inner_dense", "inner_out"), ("x", "inner_seq"),
+        ("inner_input", "inner_dense"), ("inner_dense", "inner_out"), ("x", "inner_seq"),
         ("inner_seq", "head"),
     ],
     "shared": [
@@ -139,15 +139,17 @@ def test_tf1_graph_def_and_meta_graph(data) -> None:
 
 def test_trace_export_graph(data) -> None:
     graph = data.graph_view("trace", "step_trace", Kind.GRAPH)["graph"]
-    assert {"layer/MatMul", "layer/Relu"} <= set(graph["names"])
-    assert "MatMul" in graph["ops"] and graph["shapes"][graph["names"].index("x")] == "(1, 3)"
+    # Several traced functions are merged as TensorBoard merges them, each as graph_<i>/.
+    (matmul,) = [n for n in graph["names"] if n.endswith("layer/MatMul")]
+    assert matmul == "layer/MatMul" or matmul.startswith("graph_")
+    assert "MatMul" in graph["ops"] and "(1, 3)" in graph["shapes"]
 
 
 def test_hand_built_graph_def() -> None:
     graph = op_graph(hand_graph())
     names = graph["names"]
     edges = set(zip(graph["edges"][0::3], graph["edges"][1::3], graph["edges"][2::3]))
-    assert (names.index("input"), names.index("head/<b>out</b>"), 1) in edges  # control edge
+    assert (names.index("input"), names.index(HOSTILE_OP), 1) in edges  # control edge
     assert (names.index("block/dense/MatMul"), names.index("block/relu"), 0) in edges  # ":0" input
     assert "1 inputs name ops that are not in the graph" in graph["note"]
     assert graph["devices"] == ["/device:CPU:0"] and graph["attrs"][0] == "dtype: float"
