@@ -90,6 +90,14 @@ def write_tf1_graph(log_dir: Path) -> int:
         with tf.name_scope(SCOPES[2]):
             tf.reduce_mean(tf.square(h), name="mse")
         writer = tf.compat.v1.summary.FileWriter(str(log_dir), graph)
+        with tf.compat.v1.Session() as session:  # a traced step: tagged run metadata
+            session.run(tf.compat.v1.global_variables_initializer())
+            options = tf.compat.v1.RunOptions(
+                trace_level=tf.compat.v1.RunOptions.FULL_TRACE, output_partition_graphs=True
+            )
+            metadata = tf.compat.v1.RunMetadata()
+            session.run(h, {x: np.ones((2, 4))}, options=options, run_metadata=metadata)
+            writer.add_run_metadata(metadata, "step_1")
         writer.flush()
         writer.close()
     return len(graph.as_graph_def().node)

@@ -120,7 +120,11 @@ def test_tf1_graph_def_and_meta_graph(data) -> None:
     import tensorflow as tf
 
     tags = data.tags(Kind.GRAPH)["tf1"]
-    assert set(tags) == {"graph_def", "meta_graph_def"}
+    assert set(tags) == {"graph_def", "meta_graph_def", "step_1"}
+    # The traced step's run metadata: its partition graph, what the session ran.
+    traced = data.graph_view("tf1", "step_1", Kind.GRAPH)["graph"]
+    assert tags["step_1"].plugin_name == "graph_tagged_run_metadata"
+    assert any(name.startswith("decoder/") for name in traced["names"])
     graph = data.graph_view("tf1", "graph_def", Kind.GRAPH)["graph"]
     assert data.graph_view("tf1", "meta_graph_def", Kind.GRAPH)["graph"] == graph
     proto = tf.compat.v1.GraphDef.FromString(data.samples("tf1", Kind.GRAPH, "graph_def")[0].value)

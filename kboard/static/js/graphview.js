@@ -26,7 +26,8 @@ const LAYOUT = {
   'elk.json.edgeCoords': 'ROOT',
 };
 const GROUP_PADDING = '[top=30,left=12,bottom=12,right=12]';
-const MAX_SCOPE_LEAVES = 120; // more ops than this directly in a scope: boxed by op type
+const MAX_SCOPE_LEAVES = 120;
+const HUB_LINKS = 12; // a box joined to more boxes than this is a hub (see elkGraph) // more ops than this directly in a scope: boxed by op type
 const LINE = 15;
 const FILLS = [
   '#dbe8f6', '#fde2c8', '#f9d3d3', '#d5ecea', '#d9eed5', '#f3ebc6', '#eadcea', '#f7dbe6',
@@ -37,6 +38,11 @@ const FILLS = [
 let worker = null;
 let nextId = 0;
 const pending = new Map();
+
+/** Start the layout worker (loading ELK takes a moment): done as soon as a view exists. */
+function warm() {
+  if (!worker) post({ cmd: 'algorithms' }).catch(() => {});
+}
 
 function post(message) {
   if (!worker) {
@@ -79,6 +85,10 @@ function clip(text, max = 40) {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
+function hubText(links) {
+  return `⇄ ${count(links)} links, not drawn`;
+}
+
 function fillFor(key) {
   let h = 0;
   for (let i = 0; i < key.length; i++) h = (h * 31 + key.charCodeAt(i)) | 0;
@@ -100,8 +110,10 @@ function svgText(x, y, text, cls) {
   return node;
 }
 
+const NUMBER = new Intl.NumberFormat(); // toLocaleString() per call is slow for 10,000 boxes
+
 function count(n) {
-  return typeof n === 'number' ? n.toLocaleString() : '–';
+  return typeof n === 'number' ? NUMBER.format(n) : '–';
 }
 
 // -- the two graph shapes as one tree of items ----------------------------------------------
@@ -255,8 +267,8 @@ function fromOps(graph) {
   }
   for (const item of items.values()) {
     if (!item.group) continue;
-    item.sub = `${item.ops.toLocaleString()} op${item.ops === 1 ? '' : 's'}`;
-    item.details = [['Ops inside', item.ops.toLocaleString()]];
+    item.sub = `${count(item.ops)} op${item.ops === 1 ? '' : 's'}`;
+    item.details = [['Ops inside', count(item.ops)]];
   }
   return { items, edges, ops: true };
 }
@@ -329,6 +341,7 @@ export class GraphView {
       this.details,
     );
     this.bindInput();
+    warm();
   }
 
   /** Draw /api/graph's graph (a layer graph or an op graph); keeps expansion when it can. */
@@ -359,6 +372,7 @@ export class GraphView {
 
   elkGraph() {
     const { items } = this.model;
+    for (const item of items.values()) item.hubLinks = 0;
     const nodes = new Map(); // id -> elk node
     const make = (item) => {
       if (item.group && this.expanded.has(item.id)) {
@@ -407,9 +421,31 @@ export class GraphView {
       for (let p = items.get(id).parent; p; p = items.get(p).parent) out.push(p);
       return out;
     };
+    // Hubs (a box joined to very many others, like TensorFlow's `gradients` or `init`) are
+    // laid out beside the graph, their edges listed on the box rather than drawn across the
+    // whole graph, as TensorBoard sets such nodes aside.
+    const neighbours = new Map();
+    for (const { a, b } of merged.values()) {
+      if (!neighbours.has(a)) neighbours.set(a, new Set());
+      if (!neighbours.has(b)) neighbours.set(b, new Set());
+      neighbours.get(a).add(b);
+      neighbours.get(b).add(a);
+    }
+    this.hubs = new Map();
+    for (const [id, linked] of neighbours) {
+      if (linked.size > HUB_LINKS) this.hubs.set(id, linked);
+    }
+    for (const [id, linked] of this.hubs) {
+      const node = nodes.get(id);
+      if (!node || node.children) continue;
+      node.height += LINE; // room for "⇄ N links" (see nodeBox)
+      node.width = Math.max(node.width, Math.ceil(textWidth(hubText(linked.size)) + 22));
+      items.get(id).hubLinks = linked.size;
+    }
     this.edgeInfo = new Map();
     let k = 0;
     for (const entry of merged.values()) {
+      if (this.hubs.has(entry.a) || this.hubs.has(entry.b)) continue;
       const up = new Set(ancestors(entry.a));
       const box = ancestors(entry.b).find((p) => up.has(p));
       const id = `e${k++}`;
@@ -447,7 +483,7 @@ export class GraphView {
     }
     const visible = this.viewport.querySelectorAll('.kb-gnode').length;
     this.status.textContent =
-      `${visible.toLocaleString()} boxes shown of ${this.model.items.size.toLocaleString()} ` +
+      `${count(visible)} boxes shown of ${count(this.model.items.size)} ` +
       `${this.model.ops ? 'ops and scopes' : 'layers'}` +
       (this.note ? ` · ${this.note}` : '');
     this.root.dataset.state = 'ready';
@@ -527,6 +563,8 @@ export class GraphView {
 
   nodeBox(item, node, fill) {
     const classes = ['kb-gnode'];
+    const hub = item.hubLinks ? hubText(item.hubLinks) : '';
+    if (hub) classes.push('kb-gnode--hub');
     if (item.group) classes.push('kb-gnode--group');
     if (item.kind) classes.push(`kb-gnode--${item.kind}`);
     const g = svg('g', {
@@ -551,7 +589,7 @@ export class GraphView {
       g.append(svg('rect', { ...attrs, width: node.width, height: node.height }));
     }
     g.append(rect);
-    const sub = [item.sub, item.info].filter(Boolean).map((s) => [clip(s, 48), 'kb-gnode-sub']);
+    const sub = [item.sub, item.info, hub].filter(Boolean).map((s) => [clip(s, 48), 'kb-gnode-sub']);
     const lines = [[(item.group ? '+ ' : '') + clip(item.label), 'kb-gnode-name'], ...sub];
     lines.forEach(([text, cls], i) => g.append(svgText(11, 3 + LINE * (i + 1), text, cls)));
     return g;
@@ -609,7 +647,16 @@ export class GraphView {
       node.classList.remove('kb-gnode--selected');
     }
     this.mark(id, 'kb-gnode--selected');
-    const rows = item.details.filter(([, v]) => v !== null && v !== undefined && v !== '');
+    for (const node of this.viewport.querySelectorAll('.kb-gnode--linked')) {
+      node.classList.remove('kb-gnode--linked');
+    }
+    const linked = (this.hubs && this.hubs.get(id)) || new Set();
+    for (const other of linked) this.mark(other, 'kb-gnode--linked');
+    const names = [...linked].map((other) => this.model.items.get(other).name).sort();
+    const rows = [
+      ...item.details,
+      ['Links (not drawn)', names.length ? clip(names.join(', '), 600) : null],
+    ].filter(([, v]) => v !== null && v !== undefined && v !== '');
     this.details.replaceChildren(
       el('h4', { class: 'kb-graph-details-name', text: item.name }),
       el('dl', {}, rows.map(([k, v]) => el('div', {}, el('dt', { text: k }), el('dd', { text: v })))),
