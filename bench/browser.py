@@ -117,14 +117,17 @@ GRAPH_READY = """([run, tag]) => {
   return {ms: Number(g.dataset.layoutMs), boxes: g.querySelectorAll('.kb-gnode').length,
           edges: g.querySelectorAll('.kb-gedge').length, at: performance.now()};
 }"""
+# Lay out again: open the biggest closed box (an op graph's largest scope), else Expand all.
 RELAYOUT = """async ([run, tag]) => {
   const card = document.querySelector(`#panel-model [data-run="${run}"][data-tag="${tag}"]`);
   const g = card.querySelector('.kb-graph');
   const started = performance.now();
   g.dataset.state = 'layout';
   card.querySelector('.kb-graph-buttons button:nth-child(3)').click();  // Fit: no layout
-  const select = card.querySelector('.kb-graph-color');
-  if (!select.hidden) { select.value = 'device'; select.dispatchEvent(new Event('change')); }
+  const boxes = [...card.querySelectorAll('.kb-gnode--group')];
+  const size = b => Number((b.querySelectorAll('text')[1]?.textContent || '0').replace(/\D/g, ''));
+  boxes.sort((x, y) => size(y) - size(x));
+  if (boxes.length) boxes[0].dispatchEvent(new MouseEvent('click', {bubbles: true}));  // open it
   else card.querySelector('.kb-graph-buttons button:nth-child(4)').click();  // Expand all
   while (g.dataset.state !== 'ready') await new Promise(r => setTimeout(r, 5));
   return {ms: Number(g.dataset.layoutMs), wall: performance.now() - started};
@@ -207,7 +210,8 @@ def graph_bench(ops: int, layers: int) -> None:
     for label, first_ms, at, again_ms, boxes in rows:
         print(
             f"  {label}: {boxes:,} boxes laid out and drawn in {first_ms:,.0f} ms "
-            f"({at:,.0f} ms after navigation start); laid out again in {again_ms:,.0f} ms"
+            f"({at:,.0f} ms after navigation start); laid out again in {again_ms:,.0f} ms "
+            "(the biggest box opened, or Expand all)"
         )
 
 

@@ -139,6 +139,17 @@ def hand_graph() -> bytes:
     return graph.SerializeToString()
 
 
+def hub_graph(layers: int = 15) -> bytes:
+    """A chain of scopes and one ``init`` op that depends on every one of them (a hub)."""
+    from tensorboard.compat.proto import graph_pb2
+
+    graph = graph_pb2.GraphDef()
+    for i in range(layers):
+        graph.node.add(name=f"layer_{i}/op", op="Relu", input=[f"layer_{i - 1}/op"] if i else [])
+    graph.node.add(name="init", op="NoOp", input=[f"^layer_{i}/op" for i in range(layers)])
+    return graph.SerializeToString()
+
+
 def graph_event(data: bytes, step: int = 0):
     from tensorboard.compat.proto import event_pb2
 
@@ -151,7 +162,8 @@ _BUILT: list[Path] = []  # the logdir, built once however many test modules impo
 @pytest.fixture(scope="session")
 def graph_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Runs ``<model>/keras/train`` and ``<model>/kboard/train`` for each model, ``tf1``,
-    ``trace``, ``hand`` (a hand-built GraphDef) and ``bad`` (bytes that are no GraphDef)."""
+    ``trace``, ``hand`` (a hand-built GraphDef), ``hub`` (one op joined to 15 scopes) and
+    ``bad`` (bytes that are no GraphDef)."""
     pytest.importorskip("tensorflow")
     if _BUILT:
         return _BUILT[0]
@@ -164,6 +176,7 @@ def graph_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _fit_once(model, logdir / name)
     write_tf1_graph(logdir / "tf1")
     write_events(logdir / "hand" / "events.out.tfevents.1.hand", [graph_event(hand_graph())])
+    write_events(logdir / "hub" / "events.out.tfevents.1.hub", [graph_event(hub_graph())])
     write_events(
         logdir / "bad" / "events.out.tfevents.1.bad", [graph_event(b"\xff\xff not a graph")]
     )

@@ -100,8 +100,12 @@ def test_every_layer_and_edge_of_each_model_is_drawn(open_page, graph_logdir: Pa
             assert [tuple(e) for e in drawn["edges"]] == list(edges), (model, run)
             assert card.evaluate(EDGES_CROSSING_BOXES) == [], (model, run)
     # kboard's summary adds shapes and parameter counts to the boxes; a shared layer says so.
-    drawn = graph_card(page, "shared/kboard/train", "model_summary").evaluate(DRAWN)
+    shared = graph_card(page, "shared/kboard/train", "model_summary")
+    drawn = shared.evaluate(DRAWN)
     assert "Dense ×2" in drawn["texts"] and "(None, 4) · 24 params" in drawn["texts"]
+    # An edge's tensor shape shows on hover (its title); two uses of one tensor are one line.
+    titles = shared.locator(".kb-gedge title").all_text_contents()
+    assert "2 tensors: (None, 4)" in titles and "tensor: (None, 5)" in titles
     watched.assert_clean()
 
 
@@ -118,6 +122,11 @@ def test_nested_model_expands_and_selects_its_row(open_page, graph_logdir: Path)
     # A click on a layer shows its config and marks its row in the table.
     card.locator('.kb-gnode[data-name="inner_dense"]').click()
     assert '"units": 4' in card.locator(".kb-graph-config").text_content()
+    details = card.locator(".kb-graph-details").evaluate(
+        "d => [...d.childNodes].map(c => c.nodeName).join(' ')"
+    )
+    assert details == "H4 DL PRE"  # name, facts, config: nothing else
+    assert "Parameters28" in card.locator(".kb-graph-details dl").text_content()
     row = card.locator("tbody tr.kb-row--selected")
     assert row.count() == 1 and row.locator(".kb-layer-name").text_content() == "inner_dense"
     # Collapsing hides the inner layers again.
@@ -140,7 +149,7 @@ def test_nested_model_expands_and_selects_its_row(open_page, graph_logdir: Path)
 
 
 def test_op_graphs_open_collapsed_by_scope(open_page, graph_logdir: Path) -> None:  # noqa: F811
-    watched = open_page(graph_logdir, "?tab=model&runs=%5E(tf1%7Chand%7Cbad%7Ctrace)%24")
+    watched = open_page(graph_logdir, "?tab=model&runs=%5E(tf1%7Chand%7Chub%7Cbad%7Ctrace)%24")
     page = watched.page
     card = graph_card(page, "tf1", "graph_def")
     drawn = card.evaluate(DRAWN)
@@ -177,6 +186,12 @@ def test_op_graphs_open_collapsed_by_scope(open_page, graph_logdir: Path) -> Non
     assert page.locator("#panel-model img").count() == 0 and watched.dialogs == []
     assert hand.locator(".kb-gedge--control").count() == 1
     assert "not in the graph" in hand.locator(".kb-graph-status").text_content()
+    # A hub (joined to more than 12 boxes) is set aside, its links listed, not drawn.
+    hub = graph_card(page, "hub", "graph_def")
+    hub.locator(".kb-gnode--hub").click()
+    assert "⇄ 15 links, not drawn" in hub.evaluate(DRAWN)["texts"]
+    assert hub.locator(".kb-gedge").count() == 14 and hub.locator(".kb-gnode--linked").count() == 15
+    assert "layer_14" in hub.locator(".kb-graph-details").text_content()
     bad = graph_card(page, "bad", "graph_def")
     assert "not a readable GraphDef" in bad.locator(".kb-graph-error").text_content()
     trace = graph_card(page, "trace", "step_trace")

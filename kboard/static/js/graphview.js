@@ -16,7 +16,7 @@ const ELK_WORKER = new URL('../vendor/elk-worker-0.12.1.min.js', import.meta.url
 const LAYOUT = {
   'elk.algorithm': 'layered',
   'elk.direction': 'DOWN',
-  'elk.hierarchyHandling': 'INCLUDE_CHILDREN',
+  'elk.hierarchyHandling': 'SEPARATE_CHILDREN',
   'elk.edgeRouting': 'ORTHOGONAL',
   'elk.layered.nodePlacement.strategy': 'BRANDES_KOEPF',
   'elk.layered.considerModelOrder.strategy': 'NODES_AND_EDGES',
@@ -70,7 +70,7 @@ function post(message) {
 }
 
 function elkLayout(graph) {
-  return post({ cmd: 'layout', graph, layoutOptions: {}, options: {} });
+  return post({ cmd: 'layout', graph, layoutOptions: LAYOUT, options: {} }); // every box's
 }
 
 // -- text measurement ---------------------------------------------------------------------
@@ -393,34 +393,41 @@ export class GraphView {
       return node;
     };
     const top = [...items.values()].filter((i) => !i.parent);
-    const root = { id: '\u0000root', layoutOptions: LAYOUT, children: top.map(make), edges: [] };
-    // One edge per pair of visible ends, in their lowest common box.
-    const merged = new Map();
-    const shown = new Map();
-    const visibleOf = (id) => {
-      if (!shown.has(id)) shown.set(id, this.visible(id));
-      return shown.get(id);
+    const root = { id: '\u0000root', children: top.map(make), edges: [] };
+    // Each box is laid out on its own (fast at any size, as TensorBoard lays out each scope):
+    // an edge is drawn in the lowest box holding both ends, between the boxes there that
+    // hold them, so an edge into an open scope meets the scope's box.
+    const chain = (id) => {
+      const out = [id];
+      for (let p = items.get(id).parent; p; p = items.get(p).parent) out.push(p);
+      return out;
     };
+    const chains = new Map();
+    const chainOf = (id) => {
+      if (!chains.has(id)) chains.set(id, chain(this.visible(id)));
+      return chains.get(id);
+    };
+    const merged = new Map();
     for (const edge of this.model.edges) {
       if (!items.has(edge.source) || !items.has(edge.target)) continue;
-      const a = visibleOf(edge.source);
-      const b = visibleOf(edge.target);
-      if (a === b) continue;
+      const up = chainOf(edge.source);
+      const down = chainOf(edge.target);
+      const inUp = new Set(up);
+      const shared = down.findIndex((id) => inUp.has(id));
+      const box = shared >= 0 ? down[shared] : null;
+      const b = shared >= 0 ? down[shared - 1] : down[down.length - 1];
+      const a = box === null ? up[up.length - 1] : up[up.indexOf(box) - 1];
+      if (a === undefined || b === undefined || a === b) continue;
       const key = `${a}\u0000${b}`;
       let entry = merged.get(key);
       if (!entry) {
-        entry = { a, b, labels: new Set(), count: 0, control: true };
+        entry = { a, b, box, labels: new Set(), count: 0, control: true };
         merged.set(key, entry);
       }
       entry.count += 1;
       entry.control = entry.control && edge.control;
       if (edge.label) entry.labels.add(edge.label);
     }
-    const ancestors = (id) => {
-      const out = [];
-      for (let p = items.get(id).parent; p; p = items.get(p).parent) out.push(p);
-      return out;
-    };
     // Hubs (a box joined to very many others, like TensorFlow's `gradients` or `init`) are
     // laid out beside the graph, their edges listed on the box rather than drawn across the
     // whole graph, as TensorBoard sets such nodes aside.
@@ -433,23 +440,21 @@ export class GraphView {
     }
     this.hubs = new Map();
     for (const [id, linked] of neighbours) {
-      if (linked.size > HUB_LINKS) this.hubs.set(id, linked);
-    }
-    for (const [id, linked] of this.hubs) {
+      if (linked.size <= HUB_LINKS) continue;
+      this.hubs.set(id, linked);
+      items.get(id).hubLinks = linked.size;
       const node = nodes.get(id);
-      if (!node || node.children) continue;
+      if (node.children) continue; // an open box says so in its header
       node.height += LINE; // room for "⇄ N links" (see nodeBox)
       node.width = Math.max(node.width, Math.ceil(textWidth(hubText(linked.size)) + 22));
-      items.get(id).hubLinks = linked.size;
     }
     this.edgeInfo = new Map();
     let k = 0;
     for (const entry of merged.values()) {
       if (this.hubs.has(entry.a) || this.hubs.has(entry.b)) continue;
-      const up = new Set(ancestors(entry.a));
-      const box = ancestors(entry.b).find((p) => up.has(p));
       const id = `e${k++}`;
-      (box ? nodes.get(box) : root).edges.push({ id, sources: [entry.a], targets: [entry.b] });
+      const container = entry.box === null ? root : nodes.get(entry.box);
+      container.edges.push({ id, sources: [entry.a], targets: [entry.b] });
       this.edgeInfo.set(id, entry);
     }
     return root;
@@ -553,7 +558,12 @@ export class GraphView {
     g.append(
       svg('rect', { x: node.x, y: node.y, width: node.width, height: node.height, rx: 6 }),
       svgText(node.x + 10, node.y + 18, `− ${clip(item.label, 60)}`, 'kb-ggroup-label'),
-      svgText(node.x + 10 + textWidth(`− ${clip(item.label, 60)}`, true) + 8, node.y + 18, item.sub || '', 'kb-ggroup-sub'),
+      svgText(
+        node.x + 10 + textWidth(`− ${clip(item.label, 60)}`, true) + 8,
+        node.y + 18,
+        [item.sub, item.hubLinks ? hubText(item.hubLinks) : ''].filter(Boolean).join(' · '),
+        'kb-ggroup-sub',
+      ),
     );
     const title = svg('title');
     title.textContent = item.name;
@@ -660,7 +670,7 @@ export class GraphView {
     this.details.replaceChildren(
       el('h4', { class: 'kb-graph-details-name', text: item.name }),
       el('dl', {}, rows.map(([k, v]) => el('div', {}, el('dt', { text: k }), el('dd', { text: v })))),
-      item.config ? el('pre', { class: 'kb-graph-config', text: item.config }) : null,
+      ...(item.config ? [el('pre', { class: 'kb-graph-config', text: item.config })] : []),
     );
     this.details.hidden = false;
     this.onSelect(item);
