@@ -12,11 +12,14 @@ Two shapes, both plain data for the page, which lays them out:
   flat ``edges`` list of ``source, target, control`` triples); the page groups the ops by
   name scope, as TensorBoard does, so a big graph opens collapsed.
 
-Both raise ``ValueError`` with a message for the page when the input cannot be drawn.
+Both raise ``ValueError`` with a message for the page when the input cannot be drawn. The
+last few results are kept (a page refetches a graph after every live update), so callers must
+not change what they get.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -34,6 +37,7 @@ MAX_DEPTH = 32  # nesting of models within models
 
 
 # -- Keras layer graphs ---------------------------------------------------------------
+@functools.lru_cache(maxsize=8)
 def keras_graph(text: str) -> dict[str, Any]:
     """Parse a stored model summary (a Keras config or kboard summary, JSON) into a layer graph."""
     doc = load_summary(text)
@@ -231,6 +235,7 @@ def _int(value: Any) -> int:
 
 
 # -- TensorFlow op graphs -------------------------------------------------------------
+@functools.lru_cache(maxsize=4)
 def op_graph(data: bytes) -> dict[str, Any]:
     """Parse a serialized ``GraphDef`` into the compact op-graph form (see the module doc)."""
     if len(data) > MAX_GRAPH_BYTES:

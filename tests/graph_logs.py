@@ -150,6 +150,16 @@ def hub_graph(layers: int = 15) -> bytes:
     return graph.SerializeToString()
 
 
+def flat_graph(ops: int = 3_500) -> bytes:
+    """A chain of ops of one type with no scopes: boxed in parts of 100 by the page."""
+    from tensorboard.compat.proto import graph_pb2
+
+    graph = graph_pb2.GraphDef()
+    for i in range(ops):
+        graph.node.add(name=f"op_{i}", op="Relu", input=[f"op_{i - 1}"] if i else [])
+    return graph.SerializeToString()
+
+
 def graph_event(data: bytes, step: int = 0):
     from tensorboard.compat.proto import event_pb2
 
@@ -162,8 +172,8 @@ _BUILT: list[Path] = []  # the logdir, built once however many test modules impo
 @pytest.fixture(scope="session")
 def graph_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Runs ``<model>/keras/train`` and ``<model>/kboard/train`` for each model, ``tf1``,
-    ``trace``, ``hand`` (a hand-built GraphDef), ``hub`` (one op joined to 15 scopes) and
-    ``bad`` (bytes that are no GraphDef)."""
+    ``trace``, ``hand`` (a hand-built GraphDef), ``hub`` (one op joined to 15 scopes),
+    ``flat`` (3,500 ops, no scopes) and ``bad`` (bytes that are no GraphDef)."""
     pytest.importorskip("tensorflow")
     if _BUILT:
         return _BUILT[0]
@@ -177,6 +187,7 @@ def graph_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_tf1_graph(logdir / "tf1")
     write_events(logdir / "hand" / "events.out.tfevents.1.hand", [graph_event(hand_graph())])
     write_events(logdir / "hub" / "events.out.tfevents.1.hub", [graph_event(hub_graph())])
+    write_events(logdir / "flat" / "events.out.tfevents.1.flat", [graph_event(flat_graph())])
     write_events(
         logdir / "bad" / "events.out.tfevents.1.bad", [graph_event(b"\xff\xff not a graph")]
     )

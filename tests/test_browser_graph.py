@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests import test_browser
 from tests.graph_logs import HOSTILE_OP, KERAS_MODELS, graph_logdir  # noqa: F401 (fixture)
@@ -149,7 +150,9 @@ def test_nested_model_expands_and_selects_its_row(open_page, graph_logdir: Path)
 
 
 def test_op_graphs_open_collapsed_by_scope(open_page, graph_logdir: Path) -> None:  # noqa: F811
-    watched = open_page(graph_logdir, "?tab=model&runs=%5E(tf1%7Chand%7Chub%7Cbad%7Ctrace)%24")
+    watched = open_page(
+        graph_logdir, "?tab=model&runs=%5E(tf1%7Chand%7Chub%7Cflat%7Cbad%7Ctrace)%24"
+    )
     page = watched.page
     card = graph_card(page, "tf1", "graph_def")
     drawn = card.evaluate(DRAWN)
@@ -192,6 +195,17 @@ def test_op_graphs_open_collapsed_by_scope(open_page, graph_logdir: Path) -> Non
     assert "⇄ 15 links, not drawn" in hub.evaluate(DRAWN)["texts"]
     assert hub.locator(".kb-gedge").count() == 14 and hub.locator(".kb-gnode--linked").count() == 15
     assert "layer_14" in hub.locator(".kb-graph-details").text_content()
+    # 3,500 ops with no scope: one box of their op type, in parts of 100; opening them all
+    # at once would be too many boxes, and is refused with a message.
+    flat = graph_card(page, "flat", "graph_def")
+    assert flat.evaluate(DRAWN)["nodes"] == ["[Relu ×3500]"]
+    flat.locator(".kb-gnode").click()
+    page.wait_for_function(
+        "c => c.querySelectorAll('.kb-gnode').length === 35", arg=flat.element_handle()
+    )
+    flat.get_by_role("button", name="Expand every box").click()
+    expect(flat.locator(".kb-graph-status")).to_contain_text("more than 3,000 at once")
+    assert flat.locator(".kb-gnode").count() == 35
     bad = graph_card(page, "bad", "graph_def")
     assert "not a readable GraphDef" in bad.locator(".kb-graph-error").text_content()
     trace = graph_card(page, "trace", "step_trace")

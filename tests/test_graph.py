@@ -188,4 +188,4 @@ def test_graph_route(make_app, graph_logdir: Path) -> None:  # noqa: F811
     assert client.get("/api/graph?run=tf1&tag=graph_def&kind=text").status_code == 400
     assert client.get("/api/graph?run=tf1&tag=nope&kind=graph").status_code == 404
     tags = client.get("/api/tags/graph").get_json()["tags"]
-    assert set(tags) == {"tf1", "trace", "hand", "hub", "bad"}
+    assert set(tags) == {"tf1", "trace", "hand", "hub", "flat", "bad"}

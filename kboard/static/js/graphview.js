@@ -5,7 +5,7 @@
 // and name scopes are boxes that expand and collapse (each change lays the graph out again);
 // an op graph opens with every scope collapsed, so a graph of 10,000 ops opens as a few boxes.
 // Pan with a drag, the arrow keys or the buttons, zoom with the wheel, +/- or the buttons, 0
-// fits. Every name is SVG text (textContent), never parsed as markup.
+// fits, Enter opens or closes the selected box (search selects one by name). Every name is SVG text (textContent), never parsed as markup.
 //
 // new GraphView({onSelect}) gives .root; view.show(graph) takes /api/graph's `graph`.
 
@@ -27,6 +27,8 @@ const LAYOUT = {
 };
 const GROUP_PADDING = '[top=30,left=12,bottom=12,right=12]';
 const MAX_SCOPE_LEAVES = 120;
+const PART = 100; // ops a part of a box of one op type (see inParts)
+const MAX_BOXES = 3000; // more boxes than this at once are not laid out (see relayout)
 const HUB_LINKS = 12; // a box joined to more boxes than this is a hub (see elkGraph) // more ops than this directly in a scope: boxed by op type
 const LINE = 15;
 const FILLS = [
@@ -67,6 +69,12 @@ function post(message) {
     pending.set(id, { resolve, reject });
     worker.postMessage({ ...message, id });
   });
+}
+
+function countBoxes(node) {
+  let n = 0;
+  for (const child of node.children || []) n += 1 + countBoxes(child);
+  return n;
 }
 
 function elkLayout(graph) {
@@ -163,6 +171,33 @@ function fromLayers(graph) {
   return { items, edges, ops: false };
 }
 
+/** Box a box's children in parts of PART while it holds more than MAX_SCOPE_LEAVES. */
+function inParts(items, boxId, namePrefix) {
+  let level = items.get(boxId).children;
+  for (let depth = 0; level.length > MAX_SCOPE_LEAVES; depth++) {
+    const next = [];
+    for (let k = 0; k < level.length; k += PART) {
+      const part = level.slice(k, k + PART);
+      const id = `${boxId}#${depth}:${next.length}`;
+      const label = `part ${next.length + 1}`;
+      items.set(id, {
+        id,
+        name: `${namePrefix} ${label}${depth ? ` (level ${depth + 1})` : ''}]`,
+        label,
+        parent: boxId,
+        children: part,
+        group: true,
+        details: [],
+        config: '',
+      });
+      for (const child of part) items.get(child).parent = id;
+      next.push(id);
+    }
+    level = next;
+  }
+  items.get(boxId).children = level;
+}
+
 function fromOps(graph) {
   const items = new Map();
   const scopeOf = (name) => {
@@ -243,6 +278,7 @@ function fromOps(graph) {
         config: '',
       });
       for (const child of ids) items.get(child).parent = id;
+      inParts(items, id, `${prefix}[${op}`);
       const moved = new Set(ids);
       scope.children = scope.children.filter((c) => !moved.has(c));
       scope.children.push(id);
@@ -466,8 +502,21 @@ export class GraphView {
     this.root.dataset.state = 'layout';
     this.status.textContent = 'Laying out…';
     let result;
+    const graph = this.elkGraph();
+    const boxes = countBoxes(graph);
+    if (boxes > MAX_BOXES && this.before) {
+      // Too many boxes to lay out and read: undo the opening that asked for them.
+      this.expanded = this.before;
+      this.before = null;
+      await this.relayout();
+      this.status.textContent =
+        `Opening that would show ${count(boxes)} boxes, more than ${count(MAX_BOXES)} ` +
+        'at once: open the boxes inside one by one.';
+      return;
+    }
+    this.before = null;
     try {
-      result = await elkLayout(this.elkGraph());
+      result = await elkLayout(graph);
     } catch (err) {
       if (token !== this.layoutToken) return;
       this.root.dataset.state = 'error';
@@ -635,6 +684,7 @@ export class GraphView {
 
   // -- interaction -----------------------------------------------------------------------
   toggle(id) {
+    this.before = new Set(this.expanded);
     if (this.expanded.has(id)) this.expanded.delete(id);
     else this.expanded.add(id);
     return this.relayout(id);
@@ -642,6 +692,7 @@ export class GraphView {
 
   setAll(open) {
     if (!this.model) return undefined;
+    this.before = new Set(this.expanded);
     this.expanded = open
       ? new Set([...this.model.items.values()].filter((i) => i.group).map((i) => i.id))
       : new Set();
@@ -788,6 +839,10 @@ export class GraphView {
         ArrowRight: () => this.pan(-step, 0),
         ArrowUp: () => this.pan(0, step),
         ArrowDown: () => this.pan(0, -step),
+        Enter: () => {
+          const item = this.selected && this.model.items.get(this.selected);
+          if (item && item.group) this.toggle(item.id); // open or close the selected box
+        },
       };
       const fn = keys[event.key];
       if (fn) {
