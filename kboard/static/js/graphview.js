@@ -5,7 +5,8 @@
 // and name scopes are boxes that expand and collapse (each change lays the graph out again);
 // an op graph opens with every scope collapsed, so a graph of 10,000 ops opens as a few boxes.
 // Pan with a drag, the arrow keys or the buttons, zoom with the wheel, +/- or the buttons, 0
-// fits, Enter opens or closes the selected box (search selects one by name). Every name is SVG text (textContent), never parsed as markup.
+// fits, Enter opens or closes the selected box (search selects one by name). Every name is
+// SVG text (textContent), never parsed as markup.
 //
 // new GraphView({onSelect}) gives .root; view.show(graph) takes /api/graph's `graph`.
 
@@ -26,15 +27,17 @@ const LAYOUT = {
   'elk.json.edgeCoords': 'ROOT',
 };
 const GROUP_PADDING = '[top=30,left=12,bottom=12,right=12]';
-const MAX_SCOPE_LEAVES = 120;
+const MAX_SCOPE_LEAVES = 120; // more ops than this directly in a scope: boxed by op type
 const PART = 100; // ops a part of a box of one op type (see inParts)
 const MAX_BOXES = 3000; // more boxes than this at once are not laid out (see relayout)
-const HUB_LINKS = 12; // a box joined to more boxes than this is a hub (see elkGraph) // more ops than this directly in a scope: boxed by op type
+const HUB_LINKS = 12; // a box joined to more boxes than this is a hub (see elkGraph)
 const LINE = 15;
+// Light fills for op types or devices, by a hash of the name.
+// prettier-ignore
 const FILLS = [
   '#dbe8f6', '#fde2c8', '#f9d3d3', '#d5ecea', '#d9eed5', '#f3ebc6', '#eadcea', '#f7dbe6',
   '#e7ddd5', '#e4e2e0', '#cfe3f3', '#e9f3c9',
-]; // fmt: skip
+];
 
 // -- ELK in a worker ----------------------------------------------------------------------
 let worker = null;
@@ -58,7 +61,8 @@ function post(message) {
       else waiting.resolve(data);
     };
     worker.onerror = (event) => {
-      for (const waiting of pending.values()) waiting.reject(new Error(event.message || 'layout failed'));
+      for (const waiting of pending.values())
+        waiting.reject(new Error(event.message || 'layout failed'));
       pending.clear();
       worker = null;
     };
@@ -299,7 +303,8 @@ function fromOps(graph) {
   // Count the ops under each scope, for its label.
   for (const item of items.values()) {
     if (item.group) continue;
-    for (let p = item.parent; p; p = items.get(p).parent) items.get(p).ops = (items.get(p).ops || 0) + 1;
+    for (let p = item.parent; p; p = items.get(p).parent)
+      items.get(p).ops = (items.get(p).ops || 0) + 1;
   }
   for (const item of items.values()) {
     if (!item.group) continue;
@@ -310,6 +315,8 @@ function fromOps(graph) {
 }
 
 // -- the view ------------------------------------------------------------------------------
+let nextView = 0;
+
 export class GraphView {
   constructor({ onSelect } = {}) {
     this.onSelect = onSelect || (() => {});
@@ -330,7 +337,14 @@ export class GraphView {
       el('option', { value: 'device', text: 'Colour by device' }),
     );
     const button = (text, label, fn) =>
-      el('button', { type: 'button', class: 'kb-graph-button', title: label, 'aria-label': label, text, onclick: fn });
+      el('button', {
+        type: 'button',
+        class: 'kb-graph-button',
+        title: label,
+        'aria-label': label,
+        text,
+        onclick: fn,
+      });
     this.toolbar = el(
       'div',
       { class: 'kb-graph-toolbar' },
@@ -348,6 +362,8 @@ export class GraphView {
       ),
     );
     this.viewport = svg('g', { class: 'kb-graph-viewport' });
+    // An id of its own: a marker in a hidden SVG draws nothing for the others that use it.
+    this.arrow = `kb-arrow-${nextView++}`;
     this.svg = svg(
       'svg',
       { class: 'kb-graph-svg', role: 'group', 'aria-label': 'Model graph' },
@@ -356,7 +372,15 @@ export class GraphView {
         {},
         svg(
           'marker',
-          { id: 'kb-arrow', viewBox: '0 0 8 8', refX: 8, refY: 4, markerWidth: 7, markerHeight: 7, orient: 'auto' },
+          {
+            id: this.arrow,
+            viewBox: '0 0 8 8',
+            refX: 8,
+            refY: 4,
+            markerWidth: 7,
+            markerHeight: 7,
+            orient: 'auto',
+          },
           svg('path', { d: 'M0,0 L8,4 L0,8 z', class: 'kb-graph-arrow' }),
         ),
       ),
@@ -424,7 +448,11 @@ export class GraphView {
       const label = (item.group ? '+ ' : '') + clip(item.label);
       const lines = [item.sub || '', item.info || ''].filter(Boolean).map((s) => clip(s, 48));
       const width = Math.max(textWidth(label, true), ...lines.map((s) => textWidth(s))) + 22;
-      const node = { id: item.id, width: Math.max(60, Math.ceil(width)), height: 12 + LINE * (1 + lines.length) };
+      const node = {
+        id: item.id,
+        width: Math.max(60, Math.ceil(width)),
+        height: 12 + LINE * (1 + lines.length),
+      };
       nodes.set(item.id, node);
       return node;
     };
@@ -648,7 +676,9 @@ export class GraphView {
       g.append(svg('rect', { ...attrs, width: node.width, height: node.height }));
     }
     g.append(rect);
-    const sub = [item.sub, item.info, hub].filter(Boolean).map((s) => [clip(s, 48), 'kb-gnode-sub']);
+    const sub = [item.sub, item.info, hub]
+      .filter(Boolean)
+      .map((s) => [clip(s, 48), 'kb-gnode-sub']);
     const lines = [[(item.group ? '+ ' : '') + clip(item.label), 'kb-gnode-name'], ...sub];
     lines.forEach(([text, cls], i) => g.append(svgText(11, 3 + LINE * (i + 1), text, cls)));
     return g;
@@ -666,7 +696,7 @@ export class GraphView {
     const path = svg('path', {
       d,
       class: classes.join(' '),
-      'marker-end': 'url(#kb-arrow)',
+      'marker-end': `url(#${this.arrow})`,
       'data-source': info.a,
       'data-target': info.b,
     });
@@ -720,7 +750,11 @@ export class GraphView {
     ].filter(([, v]) => v !== null && v !== undefined && v !== '');
     this.details.replaceChildren(
       el('h4', { class: 'kb-graph-details-name', text: item.name }),
-      el('dl', {}, rows.map(([k, v]) => el('div', {}, el('dt', { text: k }), el('dd', { text: v })))),
+      el(
+        'dl',
+        {},
+        rows.map(([k, v]) => el('div', {}, el('dt', { text: k }), el('dd', { text: v }))),
+      ),
       ...(item.config ? [el('pre', { class: 'kb-graph-config', text: item.config })] : []),
     );
     this.details.hidden = false;
@@ -787,7 +821,10 @@ export class GraphView {
       if (!target) return;
       const id = target.dataset.id;
       const item = this.model.items.get(id);
-      if (item.group && (target.classList.contains('kb-ggroup') ? event.target.closest('text') : true)) {
+      if (
+        item.group &&
+        (target.classList.contains('kb-ggroup') ? event.target.closest('text') : true)
+      ) {
         this.toggle(id);
       }
       this.select(id);
@@ -797,7 +834,11 @@ export class GraphView {
       (event) => {
         event.preventDefault();
         const box = this.canvas.getBoundingClientRect();
-        this.zoomBy(Math.exp(-event.deltaY * 0.0015), event.clientX - box.left, event.clientY - box.top);
+        this.zoomBy(
+          Math.exp(-event.deltaY * 0.0015),
+          event.clientX - box.left,
+          event.clientY - box.top,
+        );
       },
       { passive: false },
     );
