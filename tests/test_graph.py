@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kboard.graph import MAX_OPS, keras_graph, op_graph
+from kboard.graph import MAX_GRAPH_BYTES, MAX_OPS, keras_graph, op_graph
 from kboard.provider import load_logdir
 from kboard.tfevents.events import Kind
 from tests.conftest import write_events
@@ -177,6 +177,8 @@ def test_bad_and_enormous_graphs_say_why(data, tmp_path: Path) -> None:
     assert "50,001 ops" in logs.graph_view("big", "graph_def", Kind.GRAPH)["graph"]["error"]
     assert logs.graph_view("ok", "graph_def", Kind.GRAPH)["graph"]["count"] == 6
     assert logs.problems() == []
+    with pytest.raises(ValueError, match="kboard draws graphs up to 64 MiB"):
+        op_graph(b"\n" * (MAX_GRAPH_BYTES + 1))
 
 
 def test_graph_route(make_app, graph_logdir: Path) -> None:  # noqa: F811

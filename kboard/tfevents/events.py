@@ -3,7 +3,9 @@
 Legacy protos (``simple_value``, ``Summary.Image``, ``HistogramProto``) written by torch and
 tensorboardX, and TF2 tensor summaries written by ``tf.summary`` and Keras, all come out of
 :func:`decode_event` as :class:`Datum` values of a few kinds. Nothing else in kboard looks at
-protobufs, so the rest of the code knows one shape per kind.
+protobufs, so the rest of the code knows one shape per kind; the one exception is a graph,
+normalised here to the bytes of one ``GraphDef`` and parsed by ``kboard/graph.py`` only when
+the page asks for it (a graph can be megabytes that nobody looks at).
 """
 
 from __future__ import annotations
