@@ -189,6 +189,9 @@ def test_op_graphs_open_collapsed_by_scope(open_page, graph_logdir: Path) -> Non
     assert page.locator("#panel-model img").count() == 0 and watched.dialogs == []
     assert hand.locator(".kb-gedge--control").count() == 1
     assert "not in the graph" in hand.locator(".kb-graph-status").text_content()
+    assert hand.locator(".kb-graph-key").all_text_contents() == ["Identity", "Placeholder"]
+    hand.locator(".kb-graph-color").select_option("device")
+    expect(hand.locator(".kb-graph-key")).to_have_text(["/device:CPU:0"])
     # A hub (joined to more than 12 boxes) is set aside, its links listed, not drawn.
     hub = graph_card(page, "hub", "graph_def")
     hub.locator(".kb-gnode--hub").click()
