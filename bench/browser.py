@@ -5,7 +5,12 @@ opens the page in headless Chromium (Debian's, through Playwright) and reports t
 navigation start to the first chart drawn with every run, to all visible charts drawn, and
 from a zoom to the redrawn chart at full resolution for the new range.
 
+With ``--graphs``, the MODEL tab instead: the layout of a TensorFlow op graph of about 10,000
+ops (collapsed by scope) and of a 300-layer Keras model (every layer shown), each built with
+TensorFlow/Keras and logged, from the data's arrival to the drawn SVG.
+
     python -m bench.browser [--runs 50 --tags 20 --steps 10000] [--logdir DIR]
+    python -m bench.browser --graphs [--ops 10000 --layers 300]
 """
 
 from __future__ import annotations
@@ -57,7 +62,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tags", type=int, default=20)
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--logdir")
+    parser.add_argument("--graphs", action="store_true", help="time the MODEL tab's graphs")
+    parser.add_argument("--ops", type=int, default=10_000)
+    parser.add_argument("--layers", type=int, default=300)
     args = parser.parse_args(argv)
+    if args.graphs:
+        graph_bench(args.ops, args.layers)
+        return
     from playwright.sync_api import sync_playwright
 
     logdir = args.logdir or tempfile.mkdtemp(prefix="kboard-browser-bench-")
@@ -96,6 +107,112 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  first chart drawn with every run: {first:.0f} ms after navigation start")
     print(f"  every chart in view drawn:        {visible:.0f} ms")
     print(f"  zoom to a 200-step range redrawn at full resolution: {zoom:.0f} ms")
+
+
+# -- the MODEL tab's graphs ---------------------------------------------------------------------
+GRAPH_READY = """([run, tag]) => {
+  const card = document.querySelector(`#panel-model [data-run="${run}"][data-tag="${tag}"]`);
+  const g = card && card.querySelector('.kb-graph');
+  if (!g || g.dataset.state !== 'ready') return false;
+  return {ms: Number(g.dataset.layoutMs), boxes: g.querySelectorAll('.kb-gnode').length,
+          edges: g.querySelectorAll('.kb-gedge').length, at: performance.now()};
+}"""
+# Lay out again: open the biggest closed box (an op graph's largest scope), else Expand all.
+RELAYOUT = """async ([run, tag]) => {
+  const card = document.querySelector(`#panel-model [data-run="${run}"][data-tag="${tag}"]`);
+  const g = card.querySelector('.kb-graph');
+  const started = performance.now();
+  g.dataset.state = 'layout';
+  card.querySelector('.kb-graph-buttons button:nth-child(3)').click();  // Fit: no layout
+  const boxes = [...card.querySelectorAll('.kb-gnode--group')];
+  const size = b => Number((b.querySelectorAll('text')[1]?.textContent || '0').replace(/\D/g, ''));
+  boxes.sort((x, y) => size(y) - size(x));
+  if (boxes.length) boxes[0].dispatchEvent(new MouseEvent('click', {bubbles: true}));  // open it
+  else card.querySelector('.kb-graph-buttons button:nth-child(4)').click();  // Expand all
+  while (g.dataset.state !== 'ready') await new Promise(r => setTimeout(r, 5));
+  return {ms: Number(g.dataset.layoutMs), wall: performance.now() - started};
+}"""
+
+
+def write_op_graph(log_dir: Path, ops: int) -> int:
+    """A TF1 training graph of about ``ops`` ops: dense blocks by scope, loss and gradients."""
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 16], name="x")
+        h, blocks = x, 0
+        while True:
+            with tf.compat.v1.variable_scope(f"block_{blocks}"):
+                w = tf.compat.v1.get_variable("kernel", [16, 16])
+                b = tf.compat.v1.get_variable("bias", [16])
+                mean, var = tf.nn.moments(tf.matmul(h, w) + b, axes=[0])
+                h = tf.nn.relu(tf.nn.batch_normalization(h, mean, var, None, None, 1e-3))
+            blocks += 1
+            if len(graph.as_graph_def().node) * 2.6 >= ops:  # gradients add ~1.6x the ops
+                break
+        loss = tf.reduce_mean(tf.square(h), name="loss")
+        tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss)
+        writer = tf.compat.v1.summary.FileWriter(str(log_dir), graph)
+        writer.close()
+    return len(graph.as_graph_def().node)
+
+
+def write_deep_model(log_dir: Path, layers: int) -> None:
+    """A ``layers``-layer Keras model (residual pairs of Dense layers) with kboard's summary."""
+    import keras
+
+    from kboard import SummaryWriter
+    from kboard.keras import model_summary, model_summary_value
+
+    x = inputs = keras.Input((8,), name="input")
+    count = 1
+    while count + 3 <= layers:
+        y = keras.layers.Dense(8, activation="relu", name=f"dense_{count}")(x)
+        y = keras.layers.Dense(8, name=f"dense_{count + 1}")(y)
+        x = keras.layers.Add(name=f"add_{count + 2}")([x, y])
+        count += 3
+    while count < layers:
+        x = keras.layers.Dense(8, name=f"dense_{count}")(x)
+        count += 1
+    model = keras.Model(inputs, x, name="deep")
+    with SummaryWriter(str(log_dir)) as writer:
+        writer.add_value(model_summary_value(model_summary(model)), 0)
+
+
+def graph_bench(ops: int, layers: int) -> None:
+    """Time the layout of a big op graph (collapsed) and a deep model (all layers shown)."""
+    from playwright.sync_api import sync_playwright
+
+    logdir = Path(tempfile.mkdtemp(prefix="kboard-graph-bench-"))
+    op_count = write_op_graph(logdir / "ops", ops)
+    write_deep_model(logdir / "deep", layers)
+    cases = [("ops", "graph_def", f"op graph of {op_count:,} ops, collapsed"),
+             ("deep", "model_summary", f"Keras model of {layers} layers, all shown")]  # fmt: skip
+    with served(logdir, "--no-watch", "--port", "0", timeout=600) as server:
+        base = f"http://127.0.0.1:{server.port}/"
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            rows = []
+            for run, tag, label in cases:
+                timings = []
+                for _ in range(3):  # the first load also starts the layout worker
+                    page.goto(f"{base}?tab=model&runs=%5E{run}%24")
+                    ready = page.wait_for_function(GRAPH_READY, arg=[run, tag], timeout=120_000)
+                    first = ready.json_value()
+                    again = page.evaluate(RELAYOUT, [run, tag])
+                    timings.append((first["ms"], first["at"], again["ms"], first["boxes"]))
+                first_ms, at, again_ms, boxes = (sorted(c)[1] for c in zip(*timings))
+                rows.append((label, first_ms, at, again_ms, boxes))
+            browser.close()
+    print("MODEL tab graphs, Chromium headless, median of 3 page loads:")
+    for label, first_ms, at, again_ms, boxes in rows:
+        print(
+            f"  {label}: {boxes:,} boxes laid out and drawn in {first_ms:,.0f} ms "
+            f"({at:,.0f} ms after navigation start); laid out again in {again_ms:,.0f} ms "
+            "(the biggest box opened, or Expand all)"
+        )
 
 
 if __name__ == "__main__":

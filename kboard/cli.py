@@ -24,7 +24,9 @@ from kboard.provider import (
 from kboard.tfevents.events import Kind
 from kboard.version import __version__
 
-_KIND_ORDER = (Kind.SCALARS, Kind.IMAGES, Kind.HISTOGRAMS, Kind.TEXT, Kind.MODEL, Kind.OTHER)
+_KIND_ORDER = (
+    Kind.SCALARS, Kind.IMAGES, Kind.HISTOGRAMS, Kind.TEXT, Kind.MODEL, Kind.GRAPH, Kind.OTHER,
+)  # fmt: skip
 
 
 # Exit statuses beyond click's 0 (success), 1 (an error, said on stderr) and 2 (bad usage).

@@ -364,7 +364,18 @@ def model_summary(model: keras.Model) -> dict[str, Any]:
         "non_trainable_params": non_trainable,
         "layers": [_layer_entry(layer) for layer in _summary_layers(model)],
         "text": summary_text(model),
+        "keras_config": _model_config(model),
     }
+
+
+def _model_config(model: keras.Model) -> dict[str, Any] | None:
+    """The model's config as ``to_json`` gives it (how its layers connect), when it has one."""
+    if type(model).__name__ not in ("Functional", "Sequential"):
+        return None
+    try:
+        return json.loads(model.to_json())
+    except Exception:  # a layer whose config is not JSON: the summary stays without it
+        return None
 
 
 def summary_text(model: keras.Model) -> str:

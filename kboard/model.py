@@ -21,15 +21,21 @@ KEY_SETTINGS = (
 
 def model_view(text: str) -> dict[str, Any]:
     """Parse a stored model summary (Keras config JSON or kboard summary JSON) into a tree."""
+    doc = load_summary(text)
+    if doc.get("format") == MODEL_SUMMARY_FORMAT:
+        return _from_kboard_summary(doc)
+    return _from_keras_config(doc)
+
+
+def load_summary(text: str) -> dict[str, Any]:
+    """Parse a stored model summary's JSON object; ``ValueError`` says why it is not one."""
     try:
         doc = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"model summary is not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise ValueError("model summary is not a JSON object")
-    if doc.get("format") == MODEL_SUMMARY_FORMAT:
-        return _from_kboard_summary(doc)
-    return _from_keras_config(doc)
+    return doc
 
 
 def _from_kboard_summary(doc: dict[str, Any]) -> dict[str, Any]:
@@ -42,7 +48,7 @@ def _from_kboard_summary(doc: dict[str, Any]) -> dict[str, Any]:
             "output_shape": _shape_text(entry.get("output_shape")),
             "params": _int_or_none(entry.get("params")),
             "trainable": bool(entry.get("trainable", True)),
-            "layers": [layer(e) for e in _dicts(entry.get("layers"))],
+            "layers": [layer(e) for e in dicts(entry.get("layers"))],
         }
 
     return {
@@ -52,7 +58,7 @@ def _from_kboard_summary(doc: dict[str, Any]) -> dict[str, Any]:
         "total_params": _int_or_none(doc.get("total_params")),
         "trainable_params": _int_or_none(doc.get("trainable_params")),
         "non_trainable_params": _int_or_none(doc.get("non_trainable_params")),
-        "layers": [layer(e) for e in _dicts(doc.get("layers"))],
+        "layers": [layer(e) for e in dicts(doc.get("layers"))],
         "text": str(doc.get("text", "")),
     }
 
@@ -85,7 +91,7 @@ def _keras_layer(entry: dict[str, Any], depth: int) -> dict[str, Any]:
         "output_shape": None,
         "params": None,
         "trainable": bool(config.get("trainable", True)),
-        "layers": [_keras_layer(e, depth + 1) for e in _dicts(children)],
+        "layers": [_keras_layer(e, depth + 1) for e in dicts(children)],
     }
 
 
@@ -114,7 +120,8 @@ def _shape_text(shape: Any) -> str | None:
     return str(shape)
 
 
-def _dicts(items: Any) -> list[dict[str, Any]]:
+def dicts(items: Any) -> list[dict[str, Any]]:
+    """The dicts of a JSON list (nothing when it is not a list)."""
     return [e for e in items if isinstance(e, dict)] if isinstance(items, list) else []
 
 

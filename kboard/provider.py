@@ -14,7 +14,7 @@ provider knows nothing of HTTP. Its questions, in TensorBoard's ``data/provider.
 - **samples** of the other kinds: raw (:meth:`~DataProvider.samples`,
   :meth:`~DataProvider.sample_counts`) or shaped for a tab (:meth:`~DataProvider.image_steps`,
   :meth:`~DataProvider.histogram_view`, :meth:`~DataProvider.text_view`,
-  :meth:`~DataProvider.model_view`);
+  :meth:`~DataProvider.model_view`, :meth:`~DataProvider.graph_view`);
 - **blobs**: :meth:`~DataProvider.image_blob`, bytes with a content type from an allowlist;
 - **run groups** (seeds of one setting): runs keyed by a :data:`~kboard.groups.GroupKey`
   (:func:`~kboard.groups.regex_key`, or a hyperparameter's value)
@@ -45,6 +45,7 @@ import numpy as np
 
 from kboard.cache import RunCache, default_cache_dir
 from kboard.downsample import minmax_indices
+from kboard.graph import keras_graph, op_graph
 from kboard.groups import (
     STAT_NAMES,
     GroupKey,
@@ -436,6 +437,24 @@ class DataProvider:
         except ValueError as exc:
             view = {"error": str(exc)}
         return {"run": run, "tag": tag, "step": latest.step, "model": view}
+
+    def graph_view(self, run: str, tag: str, kind: Kind) -> dict[str, Any]:
+        """The newest graph of a run and tag: a model's layer graph or an op graph.
+
+        ``kind`` is :attr:`Kind.MODEL` (a Keras config or kboard summary) or :attr:`Kind.GRAPH`
+        (a ``GraphDef``); a graph that cannot be drawn comes back as ``{"error": message}``.
+        """
+        if kind not in (Kind.MODEL, Kind.GRAPH):
+            raise ValueError("kind must be model or graph")
+        samples = self._store.samples(run, kind, tag)
+        if not samples:
+            raise NotFound(f"no graph under tag {tag!r}")
+        latest = samples[-1]
+        try:
+            view = keras_graph(latest.value) if kind is Kind.MODEL else op_graph(latest.value)
+        except ValueError as exc:
+            view = {"error": str(exc)}
+        return {"run": run, "tag": tag, "step": latest.step, "graph": view}
 
     # -- run groups -------------------------------------------------------------------
     def run_groups(self, key_of_run: GroupKey, runs: Sequence[str] | None = None) -> RunGroups:

@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "kboard.text": 2,
     "kboard.model": 2,
     "kboard.storage": 1,
+    "kboard.graph": 2,
     "kboard.store": 3,
     "kboard.cache": 4,
     "kboard.ingest": 5,

@@ -295,6 +295,15 @@ def model() -> Response:
     return json_response(provider().model_view(run, tag))
 
 
+@bp.get("/graph")
+def graph() -> Response:
+    run, tag = _run_tag()
+    kind = request.args.get("kind", "model")
+    if kind not in (Kind.MODEL.value, Kind.GRAPH.value):
+        raise _BadRequest("kind must be model or graph")
+    return json_response(provider().graph_view(run, tag, Kind(kind)))
+
+
 def _flag(name: str) -> bool:
     """A yes/no query parameter: ``1``/``true`` is yes, absent, ``0`` or ``false`` no."""
     text = request.args.get(name, "0").lower()

@@ -3,7 +3,9 @@
 Legacy protos (``simple_value``, ``Summary.Image``, ``HistogramProto``) written by torch and
 tensorboardX, and TF2 tensor summaries written by ``tf.summary`` and Keras, all come out of
 :func:`decode_event` as :class:`Datum` values of a few kinds. Nothing else in kboard looks at
-protobufs, so the rest of the code knows one shape per kind.
+protobufs, so the rest of the code knows one shape per kind; the one exception is a graph,
+normalised here to the bytes of one ``GraphDef`` and parsed by ``kboard/graph.py`` only when
+the page asks for it (a graph can be megabytes that nobody looks at).
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from typing import Any
 
 import numpy as np
 from google.protobuf.message import DecodeError
-from tensorboard.compat.proto import event_pb2, summary_pb2, types_pb2
+from tensorboard.compat.proto import (
+    config_pb2,
+    event_pb2,
+    graph_pb2,
+    meta_graph_pb2,
+    summary_pb2,
+    types_pb2,
+)
 
 from kboard.tfevents import plugins
 
@@ -40,6 +49,7 @@ class Kind(str, enum.Enum):
     HISTOGRAMS = "histograms"
     TEXT = "text"
     MODEL = "model"
+    GRAPH = "graph"
     OTHER = "other"
 
 
@@ -51,6 +61,8 @@ PLUGIN_KINDS: dict[str, Kind] = {
     plugins.TEXT: Kind.TEXT,
     plugins.GRAPH_KERAS_MODEL: Kind.MODEL,
     plugins.MODEL_SUMMARY: Kind.MODEL,
+    plugins.GRAPH_RUN_METADATA: Kind.GRAPH,
+    plugins.GRAPH_RUN_METADATA_GRAPH: Kind.GRAPH,
 }
 
 
@@ -79,7 +91,9 @@ class Datum:
 
     ``value`` is a ``float`` for scalars, :class:`ImageSamples` for images, a float64
     ``[k, 3]`` array of (left, right, count) for histograms, a numpy array of ``str`` for
-    text, a ``str`` (JSON) for models, and a short description string for other plugins.
+    text, a ``str`` (JSON) for models, the ``bytes`` of a serialized ``GraphDef`` for graphs
+    (kept as bytes: a graph can be large and is parsed only when asked for), and a short
+    description string for other plugins.
     """
 
     tag: str
@@ -214,9 +228,49 @@ def decode_event(
             out.append(Restart(step, wall_time))
     elif what in ("graph_def", "meta_graph_def", "tagged_run_metadata"):
         tag = event.tagged_run_metadata.tag if what == "tagged_run_metadata" else what
-        info = _remember(tag_infos, f"\0{what}:{tag}", TagInfo(Kind.OTHER, "graphs"))
-        out.append(Datum(tag, info, step, wall_time, what))
+        try:
+            graph = _event_graph(event, what)
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            problems.append(DecodeProblem(tag, f"{what} {tag!r} is not readable ({exc})"))
+        else:
+            plugin = (
+                plugins.GRAPH_TAGGED_RUN_METADATA if what == "tagged_run_metadata" else "graphs"
+            )
+            info = _remember(tag_infos, f"\0{what}:{tag}", TagInfo(Kind.GRAPH, plugin))
+            out.append(Datum(tag, info, step, wall_time, graph))
     return out, problems
+
+
+def _event_graph(event: Any, what: str) -> bytes:
+    """The serialized ``GraphDef`` an event's graph field holds (parsed later, when asked)."""
+    if what == "graph_def":
+        return bytes(event.graph_def)
+    if what == "meta_graph_def":
+        meta = meta_graph_pb2.MetaGraphDef.FromString(event.meta_graph_def)
+        return meta.graph_def.SerializeToString()
+    return _run_metadata_graph(event.tagged_run_metadata.run_metadata)
+
+
+def _run_metadata_graph(data: bytes) -> bytes:
+    """The graphs of a ``RunMetadata`` as one ``GraphDef``, as TensorBoard's graph plugin merges
+    them: the functions' pre-optimization graphs (else the partition graphs), each under a
+    ``graph_<i>`` scope when there are several."""
+    meta = config_pb2.RunMetadata.FromString(data)
+    graphs = [f.pre_optimization_graph for f in meta.function_graphs] or list(meta.partition_graphs)
+    if len(graphs) == 1:
+        return graphs[0].SerializeToString()
+    merged = graph_pb2.GraphDef()
+    for index, graph in enumerate(graphs, start=1):
+        for node in graph.node:
+            added = merged.node.add()
+            added.CopyFrom(node)
+            added.name = f"graph_{index}/{node.name}"
+            added.input[:] = [_prefixed_input(f"graph_{index}", i) for i in node.input]
+    return merged.SerializeToString()
+
+
+def _prefixed_input(prefix: str, name: str) -> str:
+    return f"^{prefix}/{name[1:]}" if name.startswith("^") else f"{prefix}/{name}"
 
 
 def _remember(tag_infos: MutableMapping[str, TagInfo], key: str, info: TagInfo) -> TagInfo:
@@ -334,6 +388,11 @@ def _tensor_value(info: TagInfo, tensor: Any) -> Any:
         if arr.dtype != object or arr.size != 1:
             raise ValueError("model summary is not a single string")
         return _to_text(arr[0])
+    if kind is Kind.GRAPH:
+        arr = tensor_to_array(tensor).reshape(-1)
+        if arr.dtype != object or arr.size != 1:
+            raise ValueError("run metadata is not a single string")
+        return _run_metadata_graph(bytes(arr[0]))
     shape = "x".join(str(d.size) for d in tensor.tensor_shape.dim) or "scalar"
     return f"{types_pb2.DataType.Name(tensor.dtype)} {shape}"
 

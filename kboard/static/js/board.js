@@ -7,7 +7,8 @@
 // createBoard({kind, closedKey, emptyTitle, emptyLines, gridClass, makeCard, ...}) returns
 // the hooks for registerTab (init, show, hide, onData, onState) and a few for the tab itself
 // (redraw, refetch, reload, cards, runsWithTag); registerBoard(id, board, ...) makes it a tab.
-// kind picks /api/tags/<kind>; closedKey is a list state key for the collapsed groups.
+// kind picks /api/tags/<kind> (a list of kinds: their tags together, each info with its
+// kind); closedKey is a list state key for the collapsed groups.
 // makeCard(run, tag, info) returns {root, watch?, load(), redraw?(), destroy?(),
 // setInfo?(info)}: root goes into the grid, watch (default root) is observed for visibility
 // and marked while loading; load() fetches and draws, handling its own errors. With byTag,
@@ -92,6 +93,21 @@ export function refreshHeader(card, info) {
   const head = cardHeader(card.run, card.tag, info, ...card.headExtras);
   card.head.replaceWith(head);
   card.head = head;
+}
+
+/** The tags of several kinds, each info with its kind; on a clash the first kind's tag wins. */
+async function mergedTags(kinds) {
+  const lists = await Promise.all(kinds.map((k) => fetchJSON(`api/tags/${k}`)));
+  const merged = {};
+  lists.forEach((data, i) => {
+    for (const [run, tags] of Object.entries(data.tags || {})) {
+      const mine = merged[run] || (merged[run] = {});
+      for (const [tag, info] of Object.entries(tags)) {
+        if (!Object.hasOwn(mine, tag)) mine[tag] = { ...info, kind: kinds[i] };
+      }
+    }
+  });
+  return merged;
 }
 
 /** A board of cards for a tab (see above). */
@@ -318,8 +334,12 @@ export function createBoard(options) {
   }
 
   const refresh = coalesce(async () => {
-    const data = await fetchJSON(`api/tags/${kind}`);
-    tagsByRun = data.tags || {};
+    if (Array.isArray(kind)) {
+      tagsByRun = await mergedTags(kind);
+    } else {
+      const data = await fetchJSON(`api/tags/${kind}`);
+      tagsByRun = data.tags || {};
+    }
     tagsLoaded = true;
     render();
     markAllStale();

@@ -1,14 +1,20 @@
-// The MODEL tab: the newest model summary of each run and tag, as a table of layers.
+// The MODEL tab: the newest model summary of each run and tag, as a graph and a table of
+// layers, and TensorFlow op graphs.
 //
 // /api/model gives one shape for Keras's own `graph_keras_model` config (no parameter counts)
 // and kboard's callback summary (counts and output shapes). Nested models are rows that fold
 // and unfold their layers; the plain `model.summary()` text, when stored, is one click away.
+// With the Graph switch (mview=graph in the URL, the default), /api/graph's layer graph is
+// drawn above the table (graphview.js); a node clicked shows its config and marks its row.
+// Op graphs (/api/tags/graph) are cards of their own, scopes collapsed.
 
-import { defineState, spec } from './app.js';
+import { app, defineState, spec } from './app.js';
 import { createBoard, frameCard, refreshHeader, registerBoard } from './board.js';
+import { GraphView } from './graphview.js';
 import { codeBlock, el, fetchJSON } from './util.js';
 
 defineState('mclosed', spec.list()); // collapsed tag groups
+defineState('mview', spec.choice('graph', ['graph', 'table'])); // a model as a graph or a table
 
 const COLUMNS = [
   { key: 'name', label: 'Layer' },
@@ -24,16 +30,52 @@ const SOURCES = {
   keras_config: 'Keras model config (no parameter counts: log with kboard’s callback for them)',
 };
 
-/** The layers of a tree as rows: [{layer, depth, path, ancestors}], parents first. */
-function flatten(layers, depth = 0, prefix = '', ancestors = [], out = []) {
+/** The layers of a tree as rows: [{layer, depth, path, names, ancestors}], parents first. */
+function flatten(layers, depth = 0, prefix = '', ancestors = [], out = [], names = '') {
   layers.forEach((layer, i) => {
     const path = `${prefix}/${i}:${layer.name}`;
-    out.push({ layer, depth, path, ancestors });
+    const namePath = names ? `${names}/${layer.name}` : layer.name;
+    out.push({ layer, depth, path, names: namePath, ancestors });
     if (Array.isArray(layer.layers) && layer.layers.length) {
-      flatten(layer.layers, depth + 1, path, [...ancestors, path], out);
+      flatten(layer.layers, depth + 1, path, [...ancestors, path], out, namePath);
     }
   });
   return out;
+}
+
+/** A card's message that what it holds cannot be shown, and why. */
+function errorBox(title, why, extraClass = '') {
+  return el(
+    'div',
+    { class: `kb-placeholder kb-model-error ${extraClass}`.trim() },
+    el('strong', { text: title }),
+    el('span', { text: ` ${why}` }),
+  );
+}
+
+/** Fetch /api/graph for a card; {graph} or {error}. */
+async function fetchGraph(run, tag, kind) {
+  try {
+    const data = await fetchJSON(`api/graph?${new URLSearchParams({ run, tag, kind })}`);
+    return data.graph || { error: 'no graph' };
+  } catch (err) {
+    return { error: err.message };
+  }
+}
+
+/** Draw a graph (or say why not) into a GraphView, unless it is the one already drawn. */
+function showGraph(card, graph, host) {
+  if (graph.error !== undefined) {
+    card.graphKey = null;
+    host.replaceChildren(errorBox('This graph cannot be drawn.', graph.error, 'kb-graph-error'));
+    return;
+  }
+  const key = JSON.stringify(graph);
+  if (!card.view) card.view = new GraphView({ onSelect: (item) => card.selectRow?.(item) });
+  if (card.view.root.parentNode !== host) host.replaceChildren(card.view.root);
+  if (key === card.graphKey) return;
+  card.graphKey = key;
+  card.view.show(graph);
 }
 
 function hasValue(layer, key) {
@@ -53,8 +95,9 @@ class ModelCard {
     this.closed = new Set(); // paths of folded nested models (kept across live updates)
     this.step = el('span', { class: 'kb-card-sample' });
     this.body = el('div', { class: 'kb-model-body' });
+    this.graphHost = el('div', { class: 'kb-graph-host', hidden: true });
     this.note = el('p', { class: 'kb-card-note' });
-    frameCard(this, info, 'kb-model-card', [this.step], this.body, this.note);
+    frameCard(this, info, 'kb-model-card', [this.step], this.graphHost, this.body, this.note);
   }
 
   setInfo(info) {
@@ -63,6 +106,8 @@ class ModelCard {
 
   async load() {
     let data;
+    const asGraph = app.state.mview === 'graph';
+    const graph = asGraph ? fetchGraph(this.run, this.tag, 'model') : null;
     try {
       data = await fetchJSON(`api/model?${new URLSearchParams({ run: this.run, tag: this.tag })}`);
     } catch (err) {
@@ -74,19 +119,35 @@ class ModelCard {
     this.step.textContent =
       typeof data.step === 'number' ? `step ${data.step.toLocaleString()}` : '';
     this.draw(data.model || {});
+    this.modelError = (data.model || {}).error !== undefined;
+    this.graphHost.hidden = !asGraph || this.modelError;
+    if (graph && !this.graphHost.hidden) showGraph(this, await graph, this.graphHost);
+  }
+
+  /** The Graph/Table switch changed: show the graph (fetching it the first time) or not. */
+  applyView() {
+    if (app.state.mview === 'graph' && this.graphKey === undefined) return this.load();
+    this.graphHost.hidden = app.state.mview !== 'graph' || this.modelError;
+    return undefined;
+  }
+
+  /** Mark the table row of a layer clicked in the graph. */
+  selectRow(item) {
+    for (const row of this.rows || []) {
+      const hit = row.names === item.path;
+      row.tr.classList.toggle('kb-row--selected', hit);
+      if (hit) {
+        for (const ancestor of row.ancestors) this.closed.delete(ancestor);
+        this.updateFolding();
+        row.tr.scrollIntoView({ block: 'nearest' });
+      }
+    }
   }
 
   draw(model) {
     if (model.error !== undefined) {
       this.root.dataset.state = 'error';
-      this.body.replaceChildren(
-        el(
-          'div',
-          { class: 'kb-placeholder kb-model-error' },
-          el('strong', { text: 'This model summary could not be read.' }),
-          el('span', { text: ` ${model.error}` }),
-        ),
-      );
+      this.body.replaceChildren(errorBox('This model summary could not be read.', model.error));
       return;
     }
     const layers = Array.isArray(model.layers) ? model.layers : [];
@@ -254,11 +315,60 @@ class ModelCard {
   }
 }
 
+/** A TensorFlow op graph (a GraphDef): its scopes collapsed, then opened at will. */
+class OpGraphCard {
+  constructor(run, tag, info) {
+    this.run = run;
+    this.tag = tag;
+    this.step = el('span', { class: 'kb-card-sample' });
+    this.body = el('div', { class: 'kb-graph-host' });
+    this.note = el('p', { class: 'kb-card-note' });
+    frameCard(this, info, 'kb-model-card kb-opgraph-card', [this.step], this.body, this.note);
+  }
+
+  setInfo(info) {
+    refreshHeader(this, info);
+  }
+
+  async load() {
+    let data;
+    try {
+      const params = new URLSearchParams({ run: this.run, tag: this.tag, kind: 'graph' });
+      data = await fetchJSON(`api/graph?${params}`);
+    } catch (err) {
+      this.root.dataset.state = 'error';
+      this.note.textContent = `Could not load this graph: ${err.message}`;
+      return;
+    }
+    this.note.textContent = '';
+    this.step.textContent =
+      typeof data.step === 'number' ? `step ${data.step.toLocaleString()}` : '';
+    const graph = data.graph || { error: 'no graph' };
+    showGraph(this, graph, this.body);
+    this.root.dataset.state = graph.error !== undefined ? 'error' : 'ready';
+  }
+}
+
+const viewSwitch = el(
+  'span',
+  { class: 'kb-segmented', role: 'group', 'aria-label': 'Show models as' },
+  ['graph', 'table'].map((value) =>
+    el('button', {
+      type: 'button',
+      class: 'kb-segment',
+      'data-mview': value,
+      text: value === 'graph' ? 'Graph' : 'Table',
+      onclick: () => app.setState({ mview: value }),
+    }),
+  ),
+);
+
 const board = createBoard({
-  kind: 'model',
+  kind: ['model', 'graph'],
+  toolbar: [viewSwitch],
   closedKey: 'mclosed',
   gridClass: 'kb-grid--wide',
-  emptyTitle: 'No model summaries yet',
+  emptyTitle: 'No model summaries or graphs yet',
   emptyLines: [
     'Train with Keras’s TensorBoard callback (it writes the model’s config) or kboard’s ' +
       'callback, which adds parameter counts and output shapes:',
@@ -267,7 +377,22 @@ const board = createBoard({
         'model.fit(x, y, callbacks=[KBoardCallback("logs/run1")])',
     ),
   ],
-  makeCard: (run, tag, info) => new ModelCard(run, tag, info),
+  makeCard: (run, tag, info) =>
+    info && info.kind === 'graph' ? new OpGraphCard(run, tag, info) : new ModelCard(run, tag, info),
 });
 
-registerBoard('model', board);
+registerBoard('model', board, {
+  bindSettings: () => {
+    const sync = () => {
+      for (const button of viewSwitch.querySelectorAll('button')) {
+        button.setAttribute('aria-pressed', String(button.dataset.mview === app.state.mview));
+      }
+    };
+    sync();
+    return sync;
+  },
+  onState(keys) {
+    if (!keys.has('mview')) return;
+    for (const card of board.cards()) if (card.applyView) card.applyView();
+  },
+});
