@@ -15,7 +15,10 @@ provider knows nothing of HTTP. Its questions, in TensorBoard's ``data/provider.
   :meth:`~DataProvider.sample_counts`) or shaped for a tab (:meth:`~DataProvider.image_steps`,
   :meth:`~DataProvider.histogram_view`, :meth:`~DataProvider.text_view`,
   :meth:`~DataProvider.model_view`);
-- **blobs**: :meth:`~DataProvider.image_blob`, bytes with a content type from an allowlist.
+- **blobs**: :meth:`~DataProvider.image_blob`, bytes with a content type from an allowlist;
+- **hyperparameters**: :meth:`~DataProvider.experiment` (written or inferred),
+  :meth:`~DataProvider.sessions`, :meth:`~DataProvider.hparams` of a run, and
+  :meth:`~DataProvider.runs_table` (every run's scalars summed up, with its session's values).
 
 Views come back JSON-ready (plain dicts and lists, non-finite floats as TensorBoard's strings).
 An unknown run or tag raises :class:`NotFound`. :func:`load_logdir` reads a logdir once;
@@ -42,12 +45,33 @@ from kboard.cache import RunCache, default_cache_dir
 from kboard.downsample import minmax_indices
 from kboard.histograms import BASIS_POINTS, DISPLAY_BINS, clean_buckets, percentiles, rebin
 from kboard.histograms import value_range as histogram_range
+from kboard.hparams import (
+    EXPERIMENT_TAG,
+    SESSION_END_TAG,
+    SESSION_START_TAG,
+    Session,
+    infer_experiment,
+    make_session,
+    metric_goal,
+    metric_key,
+    metric_run,
+    metric_summary,
+    series_summary,
+    spec_view,
+)
 from kboard.ingest import LogdirReader, logdir_label, logdir_roots, parse_logdir_spec
-from kboard.jsonsafe import float_list
+from kboard.jsonsafe import cleanse, float_list
 from kboard.model import model_view as model_tree
 from kboard.store import NotFound, Problem, Sample, ScalarColumns, ScalarHistory, Store
 from kboard.text import text_to_html
-from kboard.tfevents.events import Kind, TagInfo
+from kboard.tfevents.events import (
+    ExperimentConfig,
+    HParamValue,
+    Kind,
+    SessionEnd,
+    SessionStart,
+    TagInfo,
+)
 
 __all__ = [
     "Blob",
@@ -56,6 +80,7 @@ __all__ = [
     "Problem",
     "RunInfo",
     "Sample",
+    "Session",
     "ScalarColumns",
     "ScalarHistory",
     "TagInfo",
@@ -405,6 +430,112 @@ class DataProvider:
         except ValueError as exc:
             view = {"error": str(exc)}
         return {"run": run, "tag": tag, "step": latest.step, "model": view}
+
+    # -- hyperparameters ---------------------------------------------------------------
+    def _hparams_values(self, tag: str, kind: type) -> dict[str, Any]:
+        """``{run: newest value}`` of one hparams tag, for the runs whose value is a ``kind``."""
+        found = {}
+        for run, tags in self._store.tags(Kind.HPARAMS).items():
+            if tag not in tags:
+                continue
+            samples = self._store.samples(run, Kind.HPARAMS, tag)
+            if samples and isinstance(samples[-1].value, kind):
+                found[run] = samples[-1].value
+        return found
+
+    def sessions(self) -> list[Session]:
+        """Every run that wrote hyperparameter values (``hp.hparams``, ``add_hparams``), by run."""
+        ends = self._hparams_values(SESSION_END_TAG, SessionEnd)
+        starts = self._hparams_values(SESSION_START_TAG, SessionStart)
+        return [make_session(run, start, ends.get(run)) for run, start in sorted(starts.items())]
+
+    def hparams(self, run: str) -> dict[str, HParamValue]:
+        """The hyperparameter values of one run (empty when it wrote none)."""
+        self._store.start_time(run)  # NotFound for an unknown run
+        starts = self._hparams_values(SESSION_START_TAG, SessionStart)
+        return dict(starts[run].hparams) if run in starts else {}
+
+    def experiment(self, sessions: list[Session] | None = None) -> ExperimentConfig:
+        """The experiment config as written (the top-most run's), else inferred as TensorBoard does.
+
+        Empty (no hyperparameters, no metrics) when no run wrote any hparams data.
+        """
+        written = self._hparams_values(EXPERIMENT_TAG, ExperimentConfig)
+        if written:
+            return written[min(written, key=lambda run: (run != ".", run.count("/"), run))]
+        scalar_tags = self._store.tags(Kind.SCALARS)
+        return infer_experiment(self.sessions() if sessions is None else sessions, scalar_tags)
+
+    def runs_table(self) -> dict[str, Any]:
+        """Every run's scalar tags summed up, and its session's hyperparameters and metrics.
+
+        ``rows`` has one entry per run: ``start_time``, ``duration`` (to its newest point),
+        ``scalars`` (per tag: ``count``, ``first_step``, ``last_step``, ``last``, ``min``,
+        ``max``) and, for a session, ``session`` (``group``, ``status``, ``end_time``),
+        ``hparams`` and ``metrics`` (per metric key: ``last``, ``step``, ``best``,
+        ``best_step``, best by the metric's ``goal``). ``hparams`` and ``metrics`` at the top
+        describe the columns.
+        """
+        sessions = self.sessions()
+        config = self.experiment(sessions)
+        by_run = {s.run: s for s in sessions}
+        metrics = [(m, metric_key(m), metric_goal(m.tag)) for m in config.metrics]
+        rows = []
+        scalar_tags = self._store.tags(Kind.SCALARS)
+        for info in self.runs():
+            scalars = {}
+            last_wall = None
+            for tag in sorted(scalar_tags.get(info.name, {})):
+                cols = self._store.scalars(info.name, tag)
+                summary = series_summary(cols.steps, cols.wall_times, cols.values)
+                wall = summary.pop("last_wall_time", None)
+                if wall is not None:
+                    last_wall = wall if last_wall is None else max(last_wall, wall)
+                scalars[tag] = summary
+            row: dict[str, Any] = {
+                "run": info.name,
+                "start_time": info.start_time,
+                "duration": (
+                    last_wall - info.start_time
+                    if last_wall is not None and info.start_time is not None
+                    else None
+                ),
+                "scalars": scalars,
+            }
+            session = by_run.get(info.name)
+            if session is not None:
+                row["session"] = {
+                    "group": session.group,
+                    "status": session.status,
+                    "start_time": session.start_time,
+                    "end_time": session.end_time,
+                }
+                row["hparams"] = session.hparams
+                row["metrics"] = {}
+                for metric, key, goal in metrics:
+                    try:
+                        cols = self._store.scalars(metric_run(session.run, metric), metric.tag)
+                    except NotFound:
+                        continue
+                    row["metrics"][key] = metric_summary(cols.steps, cols.values, goal)
+            rows.append(row)
+        return cleanse(
+            {
+                "hparams": [spec_view(spec) for spec in config.hparams],
+                "metrics": [
+                    {
+                        "key": key,
+                        "tag": m.tag,
+                        "group": m.group,
+                        "display_name": m.display_name,
+                        "description": m.description,
+                        "goal": goal,
+                    }
+                    for m, key, goal in metrics
+                ],
+                "rows": rows,
+            }
+        )
 
 
 def load_logdir(logdir: str | Mapping[str, str], *, cache: RunCache | None = None) -> DataProvider:

@@ -25,6 +25,7 @@ DEFAULT_LIMITS: dict[Kind, int] = {
     Kind.HISTOGRAMS: 10_000,
     Kind.TEXT: 10_000,
     Kind.MODEL: 100,
+    Kind.HPARAMS: 100,
     Kind.OTHER: 10_000,
 }
 
