@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import logging
 import os
 import sys
+from typing import Any
 
 import click
 
-from kboard.export import KINDS, LAYOUTS, Selection, count_points, write_export
+from kboard.export import (
+    KINDS,
+    LAYOUTS,
+    Selection,
+    count_points,
+    runs_table_csv,
+    write_export,
+)
 from kboard.provider import (
     DataProvider,
     TagInfo,
@@ -21,7 +30,15 @@ from kboard.provider import (
 from kboard.tfevents.events import Kind
 from kboard.version import __version__
 
-_KIND_ORDER = (Kind.SCALARS, Kind.IMAGES, Kind.HISTOGRAMS, Kind.TEXT, Kind.MODEL, Kind.OTHER)
+_KIND_ORDER = (
+    Kind.SCALARS,
+    Kind.IMAGES,
+    Kind.HISTOGRAMS,
+    Kind.TEXT,
+    Kind.MODEL,
+    Kind.HPARAMS,
+    Kind.OTHER,
+)
 
 
 # Exit statuses beyond click's 0 (success), 1 (an error, said on stderr) and 2 (bad usage).
@@ -110,6 +127,57 @@ def inspect(ctx: click.Context, logdir: str | dict[str, str]) -> None:
     click.echo(describe(data))
     if data.problems():
         ctx.exit(EXIT_PROBLEMS)
+
+
+@cli.command()
+@_logdir_option
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="table (for reading), csv (one row per run) or json (the /api/runs_table answer).",
+)
+def runs(logdir: str | dict[str, str], output_format: str) -> None:
+    """Sum up every run: its scalars' last, min and max, its hyperparameters and metrics."""
+    table = read_logdir(logdir).runs_table()
+    if output_format == "json":
+        click.echo(json.dumps(table, indent=1, allow_nan=False))
+    elif output_format == "csv":
+        click.echo(runs_table_csv(table), nl=False)
+    else:
+        click.echo(runs_text(table))
+
+
+def runs_text(table: dict[str, Any]) -> str:
+    """The runs table for a terminal: a line per run, then a line per scalar tag."""
+    lines = []
+    for row in table["rows"]:
+        head = row["run"]
+        if row.get("duration") is not None:
+            head += f"  duration {row['duration']:.1f}s"
+        session = row.get("session")
+        if session:
+            head += f"  {session['status']}  group {session['group']}"
+            values = row.get("hparams", {})
+            head += "".join(f"  {name}={values[name]}" for name in values)
+        lines.append(head)
+        for key, metric in row.get("metrics", {}).items():
+            if metric:
+                lines.append(
+                    f"  metric {key}: last {metric['last']} (step {metric['step']}), "
+                    f"best {metric['best']} (step {metric['best_step']})"
+                )
+        for tag, stats in row["scalars"].items():
+            if not stats["count"]:
+                continue
+            lines.append(
+                f"  {tag}: {plural(stats['count'], 'point')}, steps "
+                f"{stats['first_step']}..{stats['last_step']}, last {stats['last']}, "
+                f"min {stats['min']}, max {stats['max']}"
+            )
+    return "\n".join(lines) if lines else "no runs"
 
 
 def describe(data: DataProvider) -> str:

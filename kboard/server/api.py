@@ -68,6 +68,11 @@ def runs() -> Response:
     return json_response(runs_listing(provider()))
 
 
+@bp.get("/runs_table")
+def runs_table() -> Response:
+    return json_response(provider().runs_table())
+
+
 @bp.get("/tags/<kind>")
 def tags(kind: str) -> Response:
     try:
