@@ -469,7 +469,8 @@ class DataProvider:
     def runs_table(self) -> dict[str, Any]:
         """Every run's scalar tags summed up, and its session's hyperparameters and metrics.
 
-        ``rows`` has one entry per run: ``start_time``, ``duration`` (to its newest point),
+        ``rows`` has one entry per run: ``start_time``, ``duration`` (to its newest point; for
+        a session that ended, from its start to its end),
         ``scalars`` (per tag: ``count``, ``first_step``, ``last_step``, ``last``, ``min``,
         ``max``) and, for a session, ``session`` (``group``, ``status``, ``end_time``),
         ``hparams`` and ``metrics`` (per metric key: ``last``, ``step``, ``best``,
@@ -504,6 +505,8 @@ class DataProvider:
             }
             session = by_run.get(info.name)
             if session is not None:
+                if session.end_time is not None and session.start_time > 0:
+                    row["duration"] = session.end_time - session.start_time
                 row["session"] = {
                     "group": session.group,
                     "status": session.status,

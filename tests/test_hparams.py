@@ -208,6 +208,8 @@ def test_keras_callback_records_a_session(tmp_path: Path) -> None:
     assert (session.run, session.group, session.status) == ("s", "t", "success")
     assert session.hparams == {"lr": 0.1, "opt": "sgd"}
     assert session.end_time >= session.start_time > 0
+    row = next(r for r in data.runs_table()["rows"] if r["run"] == "s")
+    assert row["duration"] == session.end_time - session.start_time
     metric_keys = {m.tag: m.group for m in data.experiment().metrics}
     assert metric_keys["epoch_loss"] == "train"
     with pytest.raises(TypeError):

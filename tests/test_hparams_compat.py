@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.server import running
+from bench.server import Server
 
 from . import hparams_logs
 
@@ -50,16 +52,22 @@ def servers(logdirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
     from kboard.server.app import create_app
 
     with contextlib.ExitStack() as stack:
+        # Started together, stopped at once (SIGKILL: nothing to save): each takes seconds.
         urls = {}
         for name, logdir in logdirs.items():
             cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir)]
             cmd += ["--host", "127.0.0.1", "--port", "0", "--load_fast", "false"]
             cmd += ["--reload_interval", "0"]
             log = tmp_path_factory.mktemp("tb") / "tensorboard.log"
-            server = stack.enter_context(
-                running(cmd, timeout=TB_TIMEOUT, lifetime=TB_LIFETIME, log=log)
-            )
+            server = Server(cmd, log, stop_signal=signal.SIGKILL)
+            stack.callback(server.stop)
+            watchdog = threading.Timer(TB_LIFETIME, server.stop)
+            watchdog.daemon = True
+            watchdog.start()
+            stack.callback(watchdog.cancel)
             urls[name] = server
+        for server in urls.values():
+            server.wait_for_url(TB_TIMEOUT)
         clients = {
             name: create_app(str(logdir), live=False).test_client()
             for name, logdir in logdirs.items()
