@@ -276,7 +276,20 @@ function build(panel) {
   };
 }
 
-function render() {
+const ALL_PARTS = ['rows', 'toolbar', 'columns', 'head', 'body', 'parcoords', 'scatter'];
+// What a change of each state key redraws: the charts only when their data changed.
+const REDRAWS = {
+  hsort: ['rows', 'head', 'body'],
+  hfilter: ['rows', 'toolbar', 'head', 'body', 'parcoords', 'scatter'],
+  hhide: ['columns', 'head', 'body'],
+  hsel: ['toolbar', 'body', 'scatter'],
+  hx: ['scatter'],
+  hy: ['scatter'],
+  hall: ALL_PARTS,
+  colors: ['body', 'parcoords', 'scatter'],
+};
+
+function render(which = ALL_PARTS) {
   if (!table) return;
   const hasRuns = table.rows.length > 0;
   parts.empty.hidden = hasRuns;
@@ -291,7 +304,17 @@ function render() {
     );
     return;
   }
-  computeRows();
+  const need = new Set(which);
+  if (need.has('rows')) computeRows();
+  if (need.has('toolbar')) drawToolbar();
+  if (need.has('columns')) drawColumnList();
+  if (need.has('head')) drawHead();
+  if (need.has('body')) drawBody(true);
+  if (need.has('parcoords')) drawParcoords();
+  if (need.has('scatter')) drawScatter();
+}
+
+function drawToolbar() {
   const hasSessions = table.rows.some((r) => r.session);
   parts.allRuns.checked = app.state.hall || !hasSessions;
   parts.allRuns.disabled = !hasSessions;
@@ -305,11 +328,6 @@ function render() {
   parts.toScalars.textContent = selected.size
     ? `Show ${plural(selected.size, 'run')} in Scalars`
     : 'Show in Scalars';
-  drawColumnList();
-  drawHead();
-  drawBody(true);
-  drawParcoords();
-  drawScatter();
 }
 
 function visibleColumns() {
@@ -619,6 +637,13 @@ function fillSelect(select, cols, chosen) {
   return found;
 }
 
+/** Whether positive numbers span more than two decades (a learning rate): a log axis then. */
+function spansDecades(values) {
+  const finite = values.filter((v) => typeof v === 'number' && Number.isFinite(v));
+  if (!finite.length || finite.some((v) => v <= 0)) return false;
+  return Math.max(...finite) / Math.min(...finite) > 100;
+}
+
 function drawScatter() {
   const div = parts.scatter;
   const hparams = columns.filter((c) => c.hparam);
@@ -661,7 +686,7 @@ function drawScatter() {
     height: 300,
     xaxis: axisStyle({
       title: axisTitle(escapePlotly(xCol.label)),
-      type: xCol.numeric ? '-' : 'category',
+      type: xCol.numeric ? (spansDecades(trace.x) ? 'log' : 'linear') : 'category',
     }),
     yaxis: axisStyle({ title: axisTitle(escapePlotly(yCol.label)) }),
     margin: { l: 60, r: 12, t: 8, b: 44 },
@@ -694,7 +719,12 @@ const load = async () => {
   render();
 };
 
-const redrawLater = debounce(() => render(), 30);
+const pending = new Set();
+const redrawLater = debounce(() => {
+  const which = [...pending];
+  pending.clear();
+  render(which);
+}, 30);
 
 registerTab({
   id: 'hparams',
@@ -711,13 +741,11 @@ registerTab({
   },
   onState(keys) {
     if (!table) return;
-    const mine = ['hsort', 'hfilter', 'hhide', 'hsel', 'hx', 'hy', 'hall', 'colors'];
-    if (mine.some((k) => keys.has(k))) {
-      if (keys.has('hfilter') || keys.has('hall')) {
-        computeRows();
-        syncRunFilter();
-      }
-      redrawLater();
+    for (const key of keys) for (const part of REDRAWS[key] || []) pending.add(part);
+    if (keys.has('hfilter') || keys.has('hall')) {
+      computeRows();
+      syncRunFilter();
     }
+    if (pending.size) redrawLater();
   },
 });
