@@ -17,7 +17,8 @@ provider knows nothing of HTTP. Its questions, in TensorBoard's ``data/provider.
   :meth:`~DataProvider.model_view`);
 - **blobs**: :meth:`~DataProvider.image_blob`, bytes with a content type from an allowlist;
 - **hyperparameters**: :meth:`~DataProvider.experiment` (written or inferred),
-  :meth:`~DataProvider.sessions`, :meth:`~DataProvider.hparams` of a run, and
+  :meth:`~DataProvider.sessions`, :meth:`~DataProvider.hparams` of a run (or
+  :meth:`~DataProvider.hparams_by_run`), and
   :meth:`~DataProvider.runs_table` (every run's scalars summed up, with its session's values).
 
 Views come back JSON-ready (plain dicts and lists, non-finite floats as TensorBoard's strings).
@@ -450,10 +451,19 @@ class DataProvider:
         return [make_session(run, start, ends.get(run)) for run, start in sorted(starts.items())]
 
     def hparams(self, run: str) -> dict[str, HParamValue]:
-        """The hyperparameter values of one run (empty when it wrote none)."""
+        """The hyperparameter values of one run (empty when it wrote none); NotFound if no run."""
         self._store.start_time(run)  # NotFound for an unknown run
+        try:
+            samples = self._store.samples(run, Kind.HPARAMS, SESSION_START_TAG)
+        except NotFound:
+            return {}
+        start = samples[-1].value if samples else None
+        return dict(start.hparams) if isinstance(start, SessionStart) else {}
+
+    def hparams_by_run(self) -> dict[str, dict[str, HParamValue]]:
+        """``{run: {name: value}}`` for every run that wrote hyperparameter values."""
         starts = self._hparams_values(SESSION_START_TAG, SessionStart)
-        return dict(starts[run].hparams) if run in starts else {}
+        return {run: dict(start.hparams) for run, start in sorted(starts.items())}
 
     def experiment(self, sessions: list[Session] | None = None) -> ExperimentConfig:
         """The experiment config as written (the top-most run's), else inferred as TensorBoard does.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from playwright.sync_api import expect
@@ -64,6 +64,15 @@ def test_sort_filter_brush_select_and_show_in_scalars(open_page, sessions_logdir
     assert page.locator(f'{ROWS}[data-run="{HOSTILE}"] th').inner_text().strip() == HOSTILE
     assert page.locator("#panel-hparams img").count() == 0
     assert "<b>bold</b>" in column_values(page, "hp:optimizer")
+
+    # Hide a column, and show it again.
+    page.locator(".kb-hp-columns summary").click()
+    page.locator('.kb-hp-columns-list input[data-column="status"]').uncheck()
+    expect(page.locator('#panel-hparams th[data-column="status"]')).to_have_count(0)
+    page.wait_for_function("() => location.search.includes('hhide=status')")
+    page.locator('.kb-hp-columns-list input[data-column="status"]').check()
+    expect(page.locator('#panel-hparams th[data-column="status"]')).to_have_count(2)
+    page.locator(".kb-hp-columns summary").click()
 
     # Sort by a hyperparameter, then the other way.
     page.locator('th[data-column="hp:lr"] .kb-hp-sort').click()
@@ -142,6 +151,24 @@ def test_sort_filter_brush_select_and_show_in_scalars(open_page, sessions_logdir
     watched.wait_for_charts(1)
     chart = watched.chart("loss")
     assert sorted({t["run"] for t in chart}) == ["run2", "run3"]
+
+    watched.assert_clean()
+
+    # The state comes back from the URL (leaving the page aborts its live stream: not an error).
+    state = {
+        "tab": "hparams",
+        "hsort": "-hp:lr",
+        "hfilter": json.dumps({"hp:optimizer": {"values": ["adam"]}}),
+        "hsel": "run0",
+    }
+    watched.open("?" + urlencode(state))
+    page.wait_for_function(f"() => document.querySelectorAll('{ROWS}').length === 3")
+    assert rows_shown(page) == ["run3", "run0", "run1"]
+    expect(page.locator(f'{ROWS}[aria-selected="true"]')).to_have_count(1)
+    expect(page.locator('tr.kb-hp-filters th[data-column="hp:optimizer"] select')).to_have_value(
+        "adam"
+    )
+    watched.failed = [f for f in watched.failed if "/api/stream net::ERR_ABORTED" not in f]
     watched.assert_clean()
 
 

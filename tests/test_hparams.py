@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from kboard import SummaryWriter, summary
 from kboard.cli import cli
-from kboard.provider import load_logdir
+from kboard.provider import NotFound, load_logdir
 from kboard.tfevents import protos
 
 from . import hparams_logs
@@ -61,6 +61,9 @@ def test_torch_and_kboard_add_hparams_read_alike(tmp_path: Path) -> None:
     assert [s.run for s in our_data.sessions()] == ["trial0", "trial1", "trial2"]
     assert our_data.hparams("trial1") == {"lr": 0.01, "bsize": 32.0, "optimizer": "sgd"}
     assert our_data.hparams(".") == {}
+    assert our_data.hparams_by_run() == {s.run: s.hparams for s in our_data.sessions()}
+    with pytest.raises(NotFound):
+        our_data.hparams("no such run")
     config = our_data.experiment()
     assert [h.name for h in config.hparams] == ["lr", "bsize", "optimizer"]
     assert config.hparams[2].discrete == ("adam", "sgd")
