@@ -445,7 +445,11 @@ class DataProvider:
         return found
 
     def sessions(self) -> list[Session]:
-        """Every run that wrote hyperparameter values (``hp.hparams``, ``add_hparams``), by run."""
+        """Every run that wrote hyperparameter values (``hp.hparams``, ``add_hparams``), by run.
+
+        A run that wrote its start or end twice (a restart) has its newest one; TensorBoard
+        keeps the first.
+        """
         ends = self._hparams_values(SESSION_END_TAG, SessionEnd)
         starts = self._hparams_values(SESSION_START_TAG, SessionStart)
         return [make_session(run, start, ends.get(run)) for run, start in sorted(starts.items())]

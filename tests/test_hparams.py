@@ -218,3 +218,20 @@ def test_keras_callback_records_a_session(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         KBoardCallback(str(tmp_path), hparams={"bad": object()})
     assert not math.isnan(data.runs_table()["rows"][0]["start_time"])
+
+
+def test_hyperparameters_survive_the_warm_start_cache(tmp_path: Path) -> None:
+    from kboard.cache import RunCache
+    from kboard.ingest import LogdirReader
+    from kboard.provider import DataProvider
+
+    logdir = str(hparams_logs.write_kboard_plain(tmp_path / "logs"))
+    first = LogdirReader(logdir, cache=RunCache(str(tmp_path / "cache")))
+    first.reload()
+    assert first.save_cache(min_new_bytes=0) > 0
+    second = LogdirReader(logdir, cache=RunCache(str(tmp_path / "cache")))
+    assert second.reload().runs_from_cache
+    before, after = DataProvider(first.store), DataProvider(second.store)
+    assert after.runs_table() == before.runs_table()
+    assert after.sessions() == before.sessions()
+    assert after.experiment() == before.experiment()
