@@ -118,6 +118,7 @@ def test_sort_filter_brush_select_and_show_in_scalars(open_page, sessions_logdir
     page.mouse.up()
     page.wait_for_function(f"() => document.querySelectorAll('{ROWS}').length === 3")
     assert sorted(rows_shown(page)) == sorted(["run2", "run3", HOSTILE])
+    page.wait_for_function("() => location.search.includes('hfilter=')")
     brushed = json.loads(query(page)["hfilter"][0])["hp:lr"]
     assert 0.01 < brushed["min"] < 0.05 and brushed["max"] >= 0.1
     expect(page.locator(".kb-run:not([hidden])")).to_have_count(3)
@@ -146,6 +147,21 @@ def test_sort_filter_brush_select_and_show_in_scalars(open_page, sessions_logdir
     expect(page.locator(f'{ROWS}[aria-selected="true"]')).to_have_count(2)
     colors = page.eval_on_selector(scatter, "d => d.data[0].marker.color")
     assert all(c.startswith("#") for c in colors)
+
+    # The matrix of every pair: a category tick (HTML to Plotly) reads as the value, and a
+    # click on a point selects its run too.
+    page.locator("#panel-hparams .kb-hp-matrix").check()
+    page.wait_for_function(f"() => document.querySelector('{scatter}').data[0].type === 'splom'")
+    ticks = f"{scatter} g[class*='tick'] text"
+    page.wait_for_function(
+        "s => [...document.querySelectorAll(s)].some(t => t.textContent === '<b>bold</b>')",
+        arg=ticks,
+    )
+    ticks = page.eval_on_selector_all(ticks, "ts => ts.map(t => t.textContent)")
+    assert "<b>bold</b>" in ticks
+    assert page.locator("#panel-hparams b").count() == 0
+    page.locator("#panel-hparams .kb-hp-matrix").uncheck()
+    page.wait_for_function(f"() => document.querySelector('{scatter}').data[0].type === 'scatter'")
 
     # Show them in SCALARS.
     page.get_by_role("button", name="Show 2 runs in Scalars").click()

@@ -30,6 +30,7 @@ defineState('hsel', spec.list()); // selected runs
 defineState('hx', spec.string()); // scatter: the hyperparameter column
 defineState('hy', spec.string()); // scatter: the metric column
 defineState('hall', spec.bool(false)); // every run, not only the sessions
+defineState('hmatrix', spec.bool(false)); // scatter: every pair of hyperparameters and metrics
 
 const ROW_HEIGHT = 26;
 const OVERSCAN = 12;
@@ -230,6 +231,8 @@ function build(panel) {
   const parcoords = el('div', { class: 'kb-hp-parcoords' });
   const xSelect = el('select', { 'aria-label': 'Scatter hyperparameter', class: 'kb-hp-x' });
   const ySelect = el('select', { 'aria-label': 'Scatter metric', class: 'kb-hp-y' });
+  const matrix = el('input', { type: 'checkbox', class: 'kb-hp-matrix' });
+  matrix.addEventListener('change', () => app.setState({ hmatrix: matrix.checked }));
   xSelect.addEventListener('change', () => app.setState({ hx: xSelect.value }));
   ySelect.addEventListener('change', () => app.setState({ hy: ySelect.value }));
   const scatter = el('div', { class: 'kb-hp-scatter' });
@@ -251,6 +254,7 @@ function build(panel) {
         { class: 'kb-hp-axes' },
         el('label', {}, 'x ', xSelect),
         el('label', {}, 'y ', ySelect),
+        el('label', { class: 'kb-check' }, matrix, ' Matrix'),
       ),
       scatter,
     ),
@@ -270,6 +274,7 @@ function build(panel) {
     scatter,
     xSelect,
     ySelect,
+    matrix,
     charts,
     empty,
     content,
@@ -285,6 +290,7 @@ const REDRAWS = {
   hsel: ['toolbar', 'body', 'scatter'],
   hx: ['scatter'],
   hy: ['scatter'],
+  hmatrix: ['scatter'],
   hall: ALL_PARTS,
   colors: ['body', 'parcoords', 'scatter'],
 };
@@ -644,8 +650,51 @@ function spansDecades(values) {
   return Math.max(...finite) / Math.min(...finite) > 100;
 }
 
+/** Every pair of hyperparameters and metrics (Plotly splom), points in run colours. */
+function drawMatrix(div) {
+  const cols = chartColumns();
+  const selected = new Set(app.state.hsel);
+  const trace = {
+    type: 'splom',
+    dimensions: cols.map((col) => ({
+      label: escapePlotly(col.label),
+      values: rows.map((r) => {
+        const v = col.get(r);
+        if (v === null) return col.numeric ? NaN : null;
+        return col.numeric ? number(v) : escapePlotly(v); // category ticks are HTML
+      }),
+    })),
+    customdata: rows.map((r) => r.run),
+    text: rows.map((r) => escapePlotly(r.run)),
+    hovertemplate:
+      '%{text}<br>%{xaxis.title.text}: %{x}<br>%{yaxis.title.text}: %{y}<extra></extra>',
+    showupperhalf: false,
+    diagonal: { visible: false },
+    marker: {
+      size: rows.map((r) => (selected.has(r.run) ? 9 : 6)),
+      color: rows.map((r) => runColor(r.run)),
+      line: { width: rows.map((r) => (selected.has(r.run) ? 1.5 : 0)), color: '#1f2328' },
+    },
+    meta: { runs: rows.map((r) => r.run) },
+  };
+  const size = Math.min(900, Math.max(300, cols.length * 110));
+  const layout = baseLayout({
+    height: size,
+    margin: { l: 60, r: 12, t: 8, b: 50 },
+    dragmode: 'select',
+  });
+  for (let i = 1; i <= cols.length; i++) {
+    layout[`xaxis${i}`] = axisStyle({ tickfont: { size: 9 } });
+    layout[`yaxis${i}`] = axisStyle({ tickfont: { size: 9 } });
+  }
+  Plotly.react(div, [trace], layout, PLOT_CONFIG);
+}
+
 function drawScatter() {
   const div = parts.scatter;
+  parts.matrix.checked = app.state.hmatrix;
+  parts.xSelect.disabled = parts.ySelect.disabled = app.state.hmatrix;
+  div.closest('.kb-hp-chart').classList.toggle('kb-hp-wide', app.state.hmatrix);
   const hparams = columns.filter((c) => c.hparam);
   const xChoices = hparams.length ? hparams : columns.filter((c) => c.numeric);
   const xCol = fillSelect(parts.xSelect, xChoices, app.state.hx);
@@ -665,12 +714,18 @@ function drawScatter() {
     );
     return;
   }
+  if (!div._fullLayout) div.replaceChildren();
+  if (app.state.hmatrix) {
+    drawMatrix(div);
+    bindClick(div);
+    return;
+  }
   const points = rows.filter((r) => xCol.get(r) !== null && number(yCol.get(r)) !== null);
   const selected = new Set(app.state.hsel);
   const trace = {
     type: 'scatter',
     mode: 'markers',
-    x: points.map((r) => (xCol.numeric ? number(xCol.get(r)) : String(xCol.get(r)))),
+    x: points.map((r) => (xCol.numeric ? number(xCol.get(r)) : escapePlotly(xCol.get(r)))),
     y: points.map((r) => number(yCol.get(r))),
     customdata: points.map((r) => r.run),
     text: points.map((r) => escapePlotly(r.run)),
@@ -691,15 +746,20 @@ function drawScatter() {
     yaxis: axisStyle({ title: axisTitle(escapePlotly(yCol.label)) }),
     margin: { l: 60, r: 12, t: 8, b: 44 },
   });
-  if (!div._fullLayout) div.replaceChildren();
   Plotly.react(div, [trace], layout, PLOT_CONFIG);
-  if (!div.dataset.bound) {
-    div.dataset.bound = '1';
-    div.on('plotly_click', (event) => {
-      const point = event.points && event.points[0];
-      if (point && typeof point.customdata === 'string') toggleSelected(point.customdata);
-    });
-  }
+  bindClick(div);
+}
+
+/** A click on a point (of the scatter or the matrix) selects its run. */
+function bindClick(div) {
+  if (div.dataset.bound) return;
+  div.dataset.bound = '1';
+  div.on('plotly_click', (event) => {
+    const point = event.points && event.points[0];
+    if (!point) return;
+    const run = point.customdata ?? (point.data.customdata || [])[point.pointNumber];
+    if (typeof run === 'string') toggleSelected(run);
+  });
 }
 
 // ---------------------------------------------------------------------------------------
