@@ -414,8 +414,14 @@ function filterInput(col, current) {
   const select = el('select', { 'aria-label': `${col.label} is`, class: 'kb-hp-value' });
   select.append(el('option', { value: '', text: 'all' }));
   for (const v of values) select.append(el('option', { value: v, text: v }));
-  select.value =
-    current && current.values && current.values.length === 1 ? String(current.values[0]) : '';
+  const chosen = current && current.values ? current.values.map(String) : [];
+  if (chosen.length > 1) {
+    // A brush of the parallel coordinates can keep several values.
+    select.append(el('option', { value: '\u0000several', text: `${chosen.length} values` }));
+    select.value = '\u0000several';
+  } else {
+    select.value = chosen.length ? chosen[0] : '';
+  }
   select.addEventListener('change', () => {
     const filters = readFilters();
     filters[col.id] = select.value === '' ? null : { values: [select.value] };
