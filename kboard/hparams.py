@@ -106,7 +106,7 @@ def infer_experiment(
     session_runs = {s.run for s in sessions}
     names = set()
     for run, tags in scalar_tags.items():
-        session = _longest_parent(session_runs, run)
+        session = enclosing_session(session_runs, run)
         if session is None:
             continue
         group = posixpath.relpath(run, session)
@@ -150,7 +150,8 @@ def _as_string(value: HParamValue) -> str:
     return value
 
 
-def _longest_parent(runs: set[str], run: str) -> str | None:
+def enclosing_session(runs: set[str], run: str) -> str | None:
+    """The longest of ``runs`` that is ``run`` or a directory above it (None when none is)."""
     path = run
     while path not in runs:
         if not path:

@@ -51,6 +51,7 @@ from kboard.hparams import (
     SESSION_END_TAG,
     SESSION_START_TAG,
     Session,
+    enclosing_session,
     infer_experiment,
     make_session,
     metric_goal,
@@ -464,10 +465,23 @@ class DataProvider:
         start = samples[-1].value if samples else None
         return dict(start.hparams) if isinstance(start, SessionStart) else {}
 
-    def hparams_by_run(self) -> dict[str, dict[str, HParamValue]]:
-        """``{run: {name: value}}`` for every run that wrote hyperparameter values."""
+    def hparams_by_run(self, *, sub_runs: bool = False) -> dict[str, dict[str, HParamValue]]:
+        """``{run: {name: value}}`` for every run that wrote hyperparameter values.
+
+        With ``sub_runs``, a run inside a session's directory (Keras's ``session/train``,
+        ``session/validation``) has the values of the innermost session it is in, as
+        TensorBoard's metrics do: what grouping runs by a hyperparameter wants.
+        """
         starts = self._hparams_values(SESSION_START_TAG, SessionStart)
-        return {run: dict(start.hparams) for run, start in sorted(starts.items())}
+        values = {run: dict(start.hparams) for run, start in sorted(starts.items())}
+        if not sub_runs:
+            return values
+        out = {}
+        for name in self._store.runs():
+            session = enclosing_session(set(values), name)
+            if session is not None:
+                out[name] = dict(values[session])
+        return out
 
     def experiment(self, sessions: list[Session] | None = None) -> ExperimentConfig:
         """The experiment config as written (the top-most run's), else inferred as TensorBoard does.

@@ -62,6 +62,7 @@ def test_torch_and_kboard_add_hparams_read_alike(tmp_path: Path) -> None:
     assert our_data.hparams("trial1") == {"lr": 0.01, "bsize": 32.0, "optimizer": "sgd"}
     assert our_data.hparams(".") == {}
     assert our_data.hparams_by_run() == {s.run: s.hparams for s in our_data.sessions()}
+    assert set(our_data.hparams_by_run(sub_runs=True)) == {"trial0", "trial1", "trial2"}
     with pytest.raises(NotFound):
         our_data.hparams("no such run")
     config = our_data.experiment()
@@ -213,6 +214,10 @@ def test_keras_callback_records_a_session(tmp_path: Path) -> None:
     assert session.end_time >= session.start_time > 0
     row = next(r for r in data.runs_table()["rows"] if r["run"] == "s")
     assert row["duration"] == session.end_time - session.start_time
+    # Keras's train/ and validation/ runs belong to the session (for grouping by a value).
+    by_run = data.hparams_by_run(sub_runs=True)
+    assert by_run["s/train"] == by_run["s"] == {"lr": 0.1, "opt": "sgd"}
+    assert "s/train" not in data.hparams_by_run()
     metric_keys = {m.tag: m.group for m in data.experiment().metrics}
     assert metric_keys["epoch_loss"] == "train"
     with pytest.raises(TypeError):
