@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import posixpath
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,3 +204,24 @@ def spec_view(spec: HParamSpec) -> dict[str, Any]:
     if spec.discrete is not None:
         view["discrete"] = list(spec.discrete)
     return view
+
+
+def hparam_group_key(
+    values_by_run: Mapping[str, Mapping[str, HParamValue]],
+    names: Iterable[str],
+    separator: str = ",",
+) -> Callable[[str], str | None]:
+    """A run's group key from its values of ``names`` (``lr=0.1,opt=adam``); None without them.
+
+    ``values_by_run`` is :meth:`DataProvider.hparams_by_run` (``sub_runs=True`` to group
+    Keras's ``train``/``validation`` runs with their session).
+    """
+    names = list(names)
+
+    def key_of_run(run: str) -> str | None:
+        values = values_by_run.get(run)
+        if values is None or any(name not in values for name in names):
+            return None
+        return separator.join(f"{name}={_as_string(values[name])}" for name in names)
+
+    return key_of_run

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from kboard import SummaryWriter, summary
 from kboard.cli import cli
+from kboard.hparams import hparam_group_key
 from kboard.provider import NotFound, load_logdir
 from kboard.tfevents import protos
 
@@ -63,6 +64,12 @@ def test_torch_and_kboard_add_hparams_read_alike(tmp_path: Path) -> None:
     assert our_data.hparams(".") == {}
     assert our_data.hparams_by_run() == {s.run: s.hparams for s in our_data.sessions()}
     assert set(our_data.hparams_by_run(sub_runs=True)) == {"trial0", "trial1", "trial2"}
+    key = hparam_group_key(our_data.hparams_by_run(), ["optimizer", "bsize"])
+    assert [key(run) for run in ("trial0", "trial1", ".")] == [
+        "optimizer=adam,bsize=16",
+        "optimizer=sgd,bsize=32",
+        None,
+    ]
     with pytest.raises(NotFound):
         our_data.hparams("no such run")
     config = our_data.experiment()
