@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import logging
 import os
 import sys
@@ -11,7 +12,14 @@ from typing import Any
 
 import click
 
-from kboard.export import KINDS, LAYOUTS, Selection, count_points, write_export
+from kboard.export import (
+    KINDS,
+    LAYOUTS,
+    Selection,
+    count_points,
+    runs_table_csv,
+    write_export,
+)
 from kboard.provider import (
     DataProvider,
     StorageError,
@@ -25,7 +33,8 @@ from kboard.tfevents.events import Kind
 from kboard.version import __version__
 
 _KIND_ORDER = (
-    Kind.SCALARS, Kind.IMAGES, Kind.HISTOGRAMS, Kind.TEXT, Kind.MODEL, Kind.GRAPH, Kind.OTHER,
+    Kind.SCALARS, Kind.IMAGES, Kind.HISTOGRAMS, Kind.TEXT, Kind.MODEL, Kind.GRAPH, Kind.HPARAMS,
+    Kind.OTHER,
 )  # fmt: skip
 
 
@@ -142,6 +151,57 @@ def inspect(
     click.echo(describe(data))
     if data.problems():
         ctx.exit(EXIT_PROBLEMS)
+
+
+@cli.command()
+@_logdir_option
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="table (for reading), csv (one row per run) or json (the /api/runs_table answer).",
+)
+def runs(logdir: str | dict[str, str], storage_options: dict[str, Any], output_format: str) -> None:
+    """Sum up every run: its scalars' last, min and max, its hyperparameters and metrics."""
+    table = read_logdir(logdir, storage_options).runs_table()
+    if output_format == "json":
+        click.echo(json.dumps(table, indent=1, allow_nan=False))
+    elif output_format == "csv":
+        click.echo(runs_table_csv(table), nl=False)
+    else:
+        click.echo(runs_text(table))
+
+
+def runs_text(table: dict[str, Any]) -> str:
+    """The runs table for a terminal: a line per run, then a line per scalar tag."""
+    lines = []
+    for row in table["rows"]:
+        head = row["run"]
+        if row.get("duration") is not None:
+            head += f"  duration {row['duration']:.1f}s"
+        session = row.get("session")
+        if session:
+            head += f"  {session['status']}  group {session['group']}"
+            values = row.get("hparams", {})
+            head += "".join(f"  {name}={values[name]}" for name in values)
+        lines.append(head)
+        for key, metric in row.get("metrics", {}).items():
+            if metric:
+                lines.append(
+                    f"  metric {key}: last {metric['last']} (step {metric['step']}), "
+                    f"best {metric['best']} (step {metric['best_step']})"
+                )
+        for tag, stats in row["scalars"].items():
+            if not stats["count"]:
+                continue
+            lines.append(
+                f"  {tag}: {plural(stats['count'], 'point')}, steps "
+                f"{stats['first_step']}..{stats['last_step']}, last {stats['last']}, "
+                f"min {stats['min']}, max {stats['max']}"
+            )
+    return "\n".join(lines) if lines else "no runs"
 
 
 def describe(data: DataProvider) -> str:

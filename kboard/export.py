@@ -358,3 +358,56 @@ def write_export(
     for text in (_json_text if fmt == "json" else _csv_text)(header, counted()):
         out.write(text)
     return rows
+
+
+RUN_STAT_COLUMNS = ("count", "first_step", "last_step", "last", "min", "max")
+METRIC_COLUMNS = ("last", "best", "best_step")
+
+
+def runs_table_rows(table: dict) -> tuple[list[str], list[list[object]]]:
+    """The provider's runs table flattened: one row per run, one column per value.
+
+    Columns: ``run``, ``start_time``, ``duration``, ``group``, ``status``, ``hp/<name>`` per
+    hyperparameter, ``<metric>/last|best|best_step`` per metric, then
+    ``<tag>/count|first_step|last_step|last|min|max`` per scalar tag.
+    """
+    tags = sorted({tag for row in table["rows"] for tag in row["scalars"]})
+    header = ["run", "start_time", "duration", "group", "status"]
+    header += [f"hp/{h['name']}" for h in table["hparams"]]
+    header += [f"{m['key']}/{c}" for m in table["metrics"] for c in METRIC_COLUMNS]
+    header += [f"{tag}/{c}" for tag in tags for c in RUN_STAT_COLUMNS]
+    rows = []
+    for row in table["rows"]:
+        session = row.get("session", {})
+        out = [row["run"], row["start_time"], row["duration"]]
+        out += [session.get("group"), session.get("status")]
+        out += [row.get("hparams", {}).get(h["name"]) for h in table["hparams"]]
+        for m in table["metrics"]:
+            values = row.get("metrics", {}).get(m["key"], {})
+            out += [values.get(c) for c in METRIC_COLUMNS]
+        for tag in tags:
+            stats = row["scalars"].get(tag, {})
+            out += [stats.get(c) for c in RUN_STAT_COLUMNS]
+        rows.append(out)
+    return header, rows
+
+
+def runs_table_csv(table: dict) -> str:
+    """The runs table as CSV (empty cells where a run has no such value)."""
+    header, rows = runs_table_rows(table)
+    lines = [",".join(csv_cell(h) for h in header)]
+    for row in rows:
+        lines.append(",".join(_table_cell(v) for v in row))
+    return "\n".join(lines) + "\n"
+
+
+def _table_cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return format_number(value)
+    if isinstance(value, str) and value in ("NaN", "Infinity", "-Infinity"):
+        return {"NaN": "nan", "Infinity": "inf", "-Infinity": "-inf"}[value]
+    return csv_cell(str(value))

@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tensorboard.compat.proto import summary_pb2
 
+from kboard.summary import normalize_hparams, session_group_name
 from kboard.tfevents import protos
 from kboard.tfevents.plugins import MODEL_SUMMARY as MODEL_SUMMARY_PLUGIN
 from kboard.tfevents.plugins import MODEL_SUMMARY_FORMAT
@@ -72,7 +73,9 @@ class KBoardCallback(keras.callbacks.Callback):
     switching is one line, but profiling and embeddings are not supported (a warning says so
     when they are turned on). Extras: ``image_samples=(x, y)`` writes, at every epoch end,
     up to 16 of the images ``x`` captioned with the model's prediction and the label ``y``
-    (``class_names`` names the classes); ``flush_secs`` is how often a background thread
+    (``class_names`` names the classes); ``hparams={name: value}`` (and ``trial_id``) records
+    the fit as a session of those hyperparameters in ``log_dir``, as ``hp.KerasCallback``;
+    ``flush_secs`` is how often a background thread
     writes pending events between the flushes at epoch ends.
     """
 
@@ -91,6 +94,8 @@ class KBoardCallback(keras.callbacks.Callback):
         image_samples: tuple[Any, Any] | None = None,
         class_names: Sequence[str] | None = None,
         flush_secs: float = 1.0,
+        hparams: Mapping[Any, Any] | None = None,
+        trial_id: str | None = None,
     ) -> None:
         super().__init__()
         if isinstance(histogram_freq, bool) or not isinstance(histogram_freq, int):
@@ -116,6 +121,10 @@ class KBoardCallback(keras.callbacks.Callback):
                     UserWarning,
                     stacklevel=2,
                 )
+        self.hparams = normalize_hparams(hparams) if hparams is not None else None
+        self.trial_id = trial_id
+        if self.hparams is not None:
+            protos.session_start(self.hparams)  # fail fast on a value of the wrong type
         self.image_samples = _check_samples(image_samples)
         self.class_names = list(class_names) if class_names is not None else None
         self._writers: dict[str, SummaryWriter] = {}
@@ -152,10 +161,18 @@ class KBoardCallback(keras.callbacks.Callback):
         self.close()  # a previous fit or evaluate: start new files, as Keras does
         self._global_train_batch = 0
         self._summary_pending = True
+        if self.hparams is not None:  # as hp.KerasCallback: the session is the log_dir run
+            group = session_group_name(self.trial_id, self.hparams)
+            start = protos.session_start(
+                self.hparams, group_name=group, start_time_secs=time.time()
+            )
+            self._writer("").add_value(start, 0)
         if _is_built(self.model) and all(_is_built(layer) for layer in self.model.layers):
             self._write_model_summary()
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self.hparams is not None:
+            self._writer("").add_value(protos.session_end("success", time.time()), 0)
         self.close()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:

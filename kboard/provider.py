@@ -20,7 +20,11 @@ provider knows nothing of HTTP. Its questions, in TensorBoard's ``data/provider.
   (:func:`~kboard.groups.regex_key`, or a hyperparameter's value)
   (:meth:`~DataProvider.run_groups`), a tag's per-step statistics across a group
   (:meth:`~DataProvider.group_scalars`, :meth:`~DataProvider.iter_group_scalars`) or a view
-  of them for a chart (:meth:`~DataProvider.group_view`).
+  of them for a chart (:meth:`~DataProvider.group_view`);
+- **hyperparameters**: :meth:`~DataProvider.experiment` (written or inferred),
+  :meth:`~DataProvider.sessions`, :meth:`~DataProvider.hparams` of a run (or
+  :meth:`~DataProvider.hparams_by_run`), and
+  :meth:`~DataProvider.runs_table` (every run's scalars summed up, with its session's values).
 
 Views come back JSON-ready (plain dicts and lists, non-finite floats as TensorBoard's strings).
 An unknown run or tag raises :class:`NotFound`. :func:`load_logdir` reads a logdir once;
@@ -57,13 +61,35 @@ from kboard.groups import (
 )
 from kboard.histograms import BASIS_POINTS, DISPLAY_BINS, clean_buckets, percentiles, rebin
 from kboard.histograms import value_range as histogram_range
+from kboard.hparams import (
+    EXPERIMENT_TAG,
+    SESSION_END_TAG,
+    SESSION_START_TAG,
+    Session,
+    enclosing_session,
+    infer_experiment,
+    make_session,
+    metric_goal,
+    metric_key,
+    metric_run,
+    metric_summary,
+    series_summary,
+    spec_view,
+)
 from kboard.ingest import LogdirReader, logdir_label, logdir_roots, parse_logdir_spec
-from kboard.jsonsafe import float_list
+from kboard.jsonsafe import cleanse, float_list
 from kboard.model import model_view as model_tree
 from kboard.storage import IOStats, StorageError, parse_storage_options
 from kboard.store import NotFound, Problem, Sample, ScalarColumns, ScalarHistory, Store
 from kboard.text import text_to_html
-from kboard.tfevents.events import Kind, TagInfo
+from kboard.tfevents.events import (
+    ExperimentConfig,
+    HParamValue,
+    Kind,
+    SessionEnd,
+    SessionStart,
+    TagInfo,
+)
 
 __all__ = [
     "Blob",
@@ -75,6 +101,7 @@ __all__ = [
     "RunGroups",
     "RunInfo",
     "Sample",
+    "Session",
     "ScalarColumns",
     "ScalarHistory",
     "StorageError",
@@ -437,6 +464,141 @@ class DataProvider:
         except ValueError as exc:
             view = {"error": str(exc)}
         return {"run": run, "tag": tag, "step": latest.step, "model": view}
+
+    # -- hyperparameters ---------------------------------------------------------------
+    def _hparams_values(self, tag: str, kind: type) -> dict[str, Any]:
+        """``{run: newest value}`` of one hparams tag, for the runs whose value is a ``kind``."""
+        found = {}
+        for run, tags in self._store.tags(Kind.HPARAMS).items():
+            if tag not in tags:
+                continue
+            samples = self._store.samples(run, Kind.HPARAMS, tag)
+            if samples and isinstance(samples[-1].value, kind):
+                found[run] = samples[-1].value
+        return found
+
+    def sessions(self) -> list[Session]:
+        """Every run that wrote hyperparameter values (``hp.hparams``, ``add_hparams``), by run.
+
+        A run that wrote its start or end twice (a restart) has its newest one; TensorBoard
+        keeps the first.
+        """
+        ends = self._hparams_values(SESSION_END_TAG, SessionEnd)
+        starts = self._hparams_values(SESSION_START_TAG, SessionStart)
+        return [make_session(run, start, ends.get(run)) for run, start in sorted(starts.items())]
+
+    def hparams(self, run: str) -> dict[str, HParamValue]:
+        """The hyperparameter values of one run (empty when it wrote none); NotFound if no run."""
+        self._store.start_time(run)  # NotFound for an unknown run
+        try:
+            samples = self._store.samples(run, Kind.HPARAMS, SESSION_START_TAG)
+        except NotFound:
+            return {}
+        start = samples[-1].value if samples else None
+        return dict(start.hparams) if isinstance(start, SessionStart) else {}
+
+    def hparams_by_run(self, *, sub_runs: bool = False) -> dict[str, dict[str, HParamValue]]:
+        """``{run: {name: value}}`` for every run that wrote hyperparameter values.
+
+        With ``sub_runs``, a run inside a session's directory (Keras's ``session/train``,
+        ``session/validation``) has the values of the innermost session it is in, as
+        TensorBoard's metrics do: what grouping runs by a hyperparameter wants.
+        """
+        starts = self._hparams_values(SESSION_START_TAG, SessionStart)
+        values = {run: dict(start.hparams) for run, start in sorted(starts.items())}
+        if not sub_runs:
+            return values
+        out = {}
+        for name in self._store.runs():
+            session = enclosing_session(set(values), name)
+            if session is not None:
+                out[name] = dict(values[session])
+        return out
+
+    def experiment(self, sessions: list[Session] | None = None) -> ExperimentConfig:
+        """The experiment config as written (the top-most run's), else inferred as TensorBoard does.
+
+        Empty (no hyperparameters, no metrics) when no run wrote any hparams data.
+        """
+        written = self._hparams_values(EXPERIMENT_TAG, ExperimentConfig)
+        if written:
+            return written[min(written, key=lambda run: (run != ".", run.count("/"), run))]
+        scalar_tags = self._store.tags(Kind.SCALARS)
+        return infer_experiment(self.sessions() if sessions is None else sessions, scalar_tags)
+
+    def runs_table(self) -> dict[str, Any]:
+        """Every run's scalar tags summed up, and its session's hyperparameters and metrics.
+
+        ``rows`` has one entry per run: ``start_time``, ``duration`` (to its newest point; for
+        a session that ended, from its start to its end),
+        ``scalars`` (per tag: ``count``, ``first_step``, ``last_step``, ``last``, ``min``,
+        ``max``) and, for a session, ``session`` (``group``, ``status``, ``end_time``),
+        ``hparams`` and ``metrics`` (per metric key: ``last``, ``step``, ``best``,
+        ``best_step``, best by the metric's ``goal``). ``hparams`` and ``metrics`` at the top
+        describe the columns.
+        """
+        sessions = self.sessions()
+        config = self.experiment(sessions)
+        by_run = {s.run: s for s in sessions}
+        metrics = [(m, metric_key(m), metric_goal(m.tag)) for m in config.metrics]
+        rows = []
+        scalar_tags = self._store.tags(Kind.SCALARS)
+        for info in self.runs():
+            scalars = {}
+            last_wall = None
+            for tag in sorted(scalar_tags.get(info.name, {})):
+                cols = self._store.scalars(info.name, tag)
+                summary = series_summary(cols.steps, cols.wall_times, cols.values)
+                wall = summary.pop("last_wall_time", None)
+                if wall is not None:
+                    last_wall = wall if last_wall is None else max(last_wall, wall)
+                scalars[tag] = summary
+            row: dict[str, Any] = {
+                "run": info.name,
+                "start_time": info.start_time,
+                "duration": (
+                    last_wall - info.start_time
+                    if last_wall is not None and info.start_time is not None
+                    else None
+                ),
+                "scalars": scalars,
+            }
+            session = by_run.get(info.name)
+            if session is not None:
+                if session.end_time is not None and session.start_time > 0:
+                    row["duration"] = session.end_time - session.start_time
+                row["session"] = {
+                    "group": session.group,
+                    "status": session.status,
+                    "start_time": session.start_time,
+                    "end_time": session.end_time,
+                }
+                row["hparams"] = session.hparams
+                row["metrics"] = {}
+                for metric, key, goal in metrics:
+                    try:
+                        cols = self._store.scalars(metric_run(session.run, metric), metric.tag)
+                    except NotFound:
+                        continue
+                    row["metrics"][key] = metric_summary(cols.steps, cols.values, goal)
+            rows.append(row)
+        return cleanse(
+            {
+                "hparams": [spec_view(spec) for spec in config.hparams],
+                "metrics": [
+                    {
+                        "key": key,
+                        "tag": m.tag,
+                        "group": m.group,
+                        "display_name": m.display_name,
+                        "description": m.description,
+                        "goal": goal,
+                    }
+                    for m, key, goal in metrics
+                ],
+                "rows": rows,
+            }
+        )
 
     def graph_view(self, run: str, tag: str, kind: Kind) -> dict[str, Any]:
         """The newest graph of a run and tag: a model's layer graph or an op graph.

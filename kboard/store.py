@@ -26,6 +26,7 @@ DEFAULT_LIMITS: dict[Kind, int] = {
     Kind.TEXT: 10_000,
     Kind.MODEL: 100,
     Kind.GRAPH: 10,  # graphs can be megabytes each
+    Kind.HPARAMS: 100,
     Kind.OTHER: 10_000,
 }
 

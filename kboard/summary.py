@@ -5,18 +5,51 @@
         kboard.summary.scalar("loss", 0.5)
 
 The default writer and the default step belong to the calling thread, as in TensorFlow.
+Hyperparameters as ``tensorboard.plugins.hparams.api`` (``hp``) writes them:
+:func:`hparams_config` with :class:`HParam`, :class:`Metric` and the domains (TensorBoard's
+own classes, which need no TensorFlow), :func:`hparams` per session, :func:`session_end`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from tensorboard.plugins.hparams.summary_v2 import (
+    Discrete,
+    HParam,
+    IntInterval,
+    Metric,
+    RealInterval,
+)
+
 from kboard.tfevents import protos
 from kboard.writer import SummaryWriter, as_step
+
+__all__ = [
+    "Discrete",
+    "HParam",
+    "IntInterval",
+    "Metric",
+    "RealInterval",
+    "SummaryFileWriter",
+    "create_file_writer",
+    "experimental",
+    "flush",
+    "hparams",
+    "hparams_config",
+    "histogram",
+    "image",
+    "scalar",
+    "session_end",
+    "text",
+]
 
 _state = threading.local()
 
@@ -184,6 +217,82 @@ def text(name: str, data: Any, step: Any = None, description: str | None = None)
         return False
     step = _resolve_step(step)
     return writer.write(protos.text(name, data, description=description or ""), step)
+
+
+def hparams(
+    hparams: Mapping[Any, Any],
+    trial_id: str | None = None,
+    start_time_secs: float | None = None,
+) -> bool:
+    """Write one session's hyperparameter values, as ``hp.hparams`` (at step 0).
+
+    Keys are names or :class:`HParam` objects; sessions with the same ``trial_id`` (default:
+    a hash of the values) form one group. False when there is no default writer.
+    """
+    writer = _current_writer()
+    if writer is None:
+        return False
+    values = normalize_hparams(hparams)
+    value = protos.session_start(
+        values,
+        group_name=session_group_name(trial_id, values),
+        start_time_secs=time.time() if start_time_secs is None else start_time_secs,
+    )
+    return writer.write(value, 0)
+
+
+def session_group_name(trial_id: str | None, hparams: Mapping[str, Any]) -> str:
+    """``trial_id``, or the hash of the values that ``hp`` uses as the group name."""
+    if trial_id is not None:
+        if not isinstance(trial_id, str):
+            raise TypeError(f"trial_id should be a str, got {trial_id!r}")
+        return trial_id
+    canonical = json.dumps(dict(hparams), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def normalize_hparams(hparams: Mapping[Any, Any]) -> dict[str, Any]:
+    """``{name: value}`` from keys that are names or :class:`HParam`, values as Python scalars."""
+    out: dict[str, Any] = {}
+    for key, value in hparams.items():
+        name = key.name if isinstance(key, HParam) else key
+        if not isinstance(name, str):
+            raise TypeError(f"hparam names must be str or HParam, got {type(key).__name__}")
+        if name in out:
+            raise ValueError(f"multiple values specified for hparam {name!r}")
+        out[name] = protos.hparam_number(value)
+    return out
+
+
+def hparams_config(
+    hparams: Sequence[HParam], metrics: Sequence[Metric], time_created_secs: float | None = None
+) -> bool:
+    """Write the experiment's hyperparameters and metrics, as ``hp.hparams_config`` (step 0)."""
+    writer = _current_writer()
+    if writer is None:
+        return False
+    infos = []
+    for hparam in hparams:
+        info = protos.api_pb2.HParamInfo(
+            name=hparam.name,
+            description=hparam.description or "",
+            display_name=hparam.display_name or "",
+        )
+        if hparam.domain is not None:
+            hparam.domain.update_hparam_info(info)
+        infos.append(info)
+    created = time.time() if time_created_secs is None else time_created_secs
+    value = protos.experiment(infos, [m.as_proto() for m in metrics], created)
+    return writer.write(value, 0)
+
+
+def session_end(status: str = "success", end_time_secs: float | None = None, step: Any = 0) -> bool:
+    """Write how the session ended (``success``, ``failure``, ``running``, ``unknown``)."""
+    writer = _current_writer()
+    if writer is None:
+        return False
+    end = time.time() if end_time_secs is None else end_time_secs
+    return writer.write(protos.session_end(status, end), step)
 
 
 def flush(writer: SummaryFileWriter | None = None) -> bool:

@@ -22,6 +22,7 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 
 from kboard.storage import ObjectSink, is_url
 from kboard.tfevents import protos
+from kboard.tfevents.plugins import HPARAMS
 from kboard.tfevents.records import encode_record
 
 _counter = itertools.count()
@@ -338,7 +339,7 @@ class SummaryWriter:
         event = protos.event([value], step, wall_time)  # copies value
         with self._lock:
             known = self._plugins.get(value.tag)
-            if known is not None:
+            if known is not None and plugin != HPARAMS:  # hparams data is its metadata
                 if plugin and known != plugin:
                     raise ValueError(
                         f"tag {value.tag!r} already holds {known!r} data, not {plugin!r}"
@@ -403,6 +404,28 @@ class SummaryWriter:
         if not isinstance(text_string, str):
             raise TypeError(f"text_string must be a str, got {type(text_string).__name__}")
         self.add_value(protos.text(tag, text_string), global_step, walltime)
+
+    def add_hparams(
+        self,
+        hparam_dict: dict[str, Any],
+        metric_dict: dict[str, Any],
+        hparam_domain_discrete: dict[str, list[Any]] | None = None,
+        run_name: str | None = None,
+        global_step: Any = None,
+    ) -> None:
+        """Write a session of hyperparameters and its final metrics, as torch does.
+
+        The session goes into the sub-directory ``run_name`` (default: the current time), with
+        ``metric_dict`` as scalars there; see :func:`kboard.tfevents.protos.torch_hparams`.
+        """
+        now = time.time()
+        values = protos.torch_hparams(hparam_dict, metric_dict, hparam_domain_discrete, now)
+        run_dir = os.path.join(self._log_dir, run_name or str(now))
+        with SummaryWriter(run_dir) as session:
+            for value in values:
+                session.add_value(value, global_step)
+            for tag, metric in metric_dict.items():
+                session.add_scalar(tag, metric, global_step)
 
     def flush(self) -> None:
         """Write everything queued to disk."""

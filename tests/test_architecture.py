@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "kboard.model": 2,
     "kboard.storage": 1,
     "kboard.graph": 2,
+    "kboard.hparams": 2,
     "kboard.store": 3,
     "kboard.cache": 4,
     "kboard.ingest": 5,
@@ -52,6 +53,7 @@ LAYERS: dict[str, int] = {
     "kboard.server.context": 10,
     "kboard.server.api": 11,
     "kboard.server.compat": 11,
+    "kboard.server.hparams": 11,
     "kboard.server.views": 11,
     "kboard.server.app": 12,
     "kboard.server.serve": 13,
@@ -64,6 +66,7 @@ LAYERS: dict[str, int] = {
 PROVIDER_CLIENTS = (
     "kboard.server.api",
     "kboard.server.compat",
+    "kboard.server.hparams",
     "kboard.server.views",
     "kboard.export",
     "kboard.read",

@@ -76,6 +76,11 @@ def status() -> Response:
     )
 
 
+@bp.get("/runs_table")
+def runs_table() -> Response:
+    return json_response(provider().runs_table())
+
+
 @bp.get("/tags/<kind>")
 def tags(kind: str) -> Response:
     try:

@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 from kboard.cache import RunCache
 from kboard.ingest import LogdirReader, logdir_label
 from kboard.provider import DataProvider
-from kboard.server import api, compat, views
+from kboard.server import api, compat, hparams, views
 from kboard.server.auth import PathPrefix, TokenAuth, normalize_prefix
 from kboard.server.context import Serving, serving
 from kboard.server.live import LiveReloader
@@ -87,6 +87,7 @@ def create_app(
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(compat.bp)
+    app.register_blueprint(hparams.bp)
     app.before_request(_check_host)
     app.before_request(_check_token)
     app.after_request(_security_headers)

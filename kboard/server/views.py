@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import os
 
-import plotly
 from flask import Blueprint, Response, render_template, send_file, url_for
 
 from kboard.server.context import serving
 
 bp = Blueprint("views", __name__)
 
-PLOTLY_JS = os.path.join(os.path.dirname(plotly.__file__), "package_data", "plotly.min.js")
+# Plotly.js's "strict" bundle (npm plotly.js-strict-dist-min, MIT, licence beside it): the
+# same library built without eval, so that its WebGL charts (parcoords) work under the page's
+# Content-Security-Policy, which allows no 'unsafe-eval'.
+PLOTLY_VERSION = "strict-4.1.1"
+PLOTLY_JS = os.path.join(
+    os.path.dirname(os.path.dirname(__file__)),
+    "static",
+    "vendor",
+    f"plotly-{PLOTLY_VERSION}.min.js",
+)
 
 
 def plotly_js_version() -> str:
-    """Return the version of the Plotly.js bundled with the installed ``plotly`` package."""
-    from plotly.offline import get_plotlyjs_version
-
-    return get_plotlyjs_version()
+    """Return the version of the Plotly.js the page uses (the vendored strict bundle)."""
+    return PLOTLY_VERSION
 
 
 @bp.get("/")

@@ -25,6 +25,7 @@ from tensorboard.compat.proto import (
     summary_pb2,
     types_pb2,
 )
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 from kboard.tfevents import plugins
 
@@ -35,6 +36,11 @@ __all__ = [
     "Restart",
     "ImageSamples",
     "DecodeProblem",
+    "HParamSpec",
+    "MetricSpec",
+    "ExperimentConfig",
+    "SessionStart",
+    "SessionEnd",
     "decode_record",
     "decode_event",
     "tensor_to_array",
@@ -50,6 +56,7 @@ class Kind(str, enum.Enum):
     TEXT = "text"
     MODEL = "model"
     GRAPH = "graph"
+    HPARAMS = "hparams"
     OTHER = "other"
 
 
@@ -63,6 +70,7 @@ PLUGIN_KINDS: dict[str, Kind] = {
     plugins.MODEL_SUMMARY: Kind.MODEL,
     plugins.GRAPH_RUN_METADATA: Kind.GRAPH,
     plugins.GRAPH_RUN_METADATA_GRAPH: Kind.GRAPH,
+    plugins.HPARAMS: Kind.HPARAMS,
 }
 
 
@@ -92,7 +100,9 @@ class Datum:
     ``value`` is a ``float`` for scalars, :class:`ImageSamples` for images, a float64
     ``[k, 3]`` array of (left, right, count) for histograms, a numpy array of ``str`` for
     text, a ``str`` (JSON) for models, the ``bytes`` of a serialized ``GraphDef`` for graphs
-    (kept as bytes: a graph can be large and is parsed only when asked for), and a short
+    (kept as bytes: a graph can be large and is parsed only when asked for), an
+    :class:`ExperimentConfig`, :class:`SessionStart` or :class:`SessionEnd` for
+    hyperparameters (the tags ``_hparams_/...``), and a short
     description string for other plugins.
     """
 
@@ -117,6 +127,73 @@ class DecodeProblem:
 
     tag: str
     message: str
+
+
+HParamValue = float | str | bool
+
+# TensorBoard's hparams enums, as the names kboard uses (index = the enum's number).
+HPARAM_TYPES = ("", "string", "bool", "float")
+SESSION_STATUSES = ("unknown", "success", "failure", "running")
+DATASET_TYPES = ("", "training", "validation")
+
+
+@dataclass(frozen=True)
+class HParamSpec:
+    """One hyperparameter of an experiment: its type (``HPARAM_TYPES``) and domain.
+
+    ``interval`` is ``(min, max)`` for an interval domain, ``discrete`` the allowed values of
+    a discrete one; at most one of them is set.
+    """
+
+    name: str
+    display_name: str = ""
+    description: str = ""
+    type: str = ""
+    interval: tuple[float, float] | None = None
+    discrete: tuple[HParamValue, ...] | None = None
+    differs: bool = False
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric: the scalar ``tag`` in the session's run, or its sub-run ``group``."""
+
+    tag: str
+    group: str = ""
+    display_name: str = ""
+    description: str = ""
+    dataset_type: str = ""
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """An experiment's hyperparameters and metrics (``hp.hparams_config``)."""
+
+    hparams: tuple[HParamSpec, ...] = ()
+    metrics: tuple[MetricSpec, ...] = ()
+    name: str = ""
+    description: str = ""
+    user: str = ""
+    time_created: float = 0.0
+
+
+@dataclass(frozen=True)
+class SessionStart:
+    """One session's hyperparameter values (``hp.hparams``), in the order written."""
+
+    hparams: tuple[tuple[str, HParamValue], ...]
+    group_name: str = ""
+    start_time: float = 0.0
+    model_uri: str = ""
+    monitor_url: str = ""
+
+
+@dataclass(frozen=True)
+class SessionEnd:
+    """How a session ended: a status of ``SESSION_STATUSES`` and when."""
+
+    status: str
+    end_time: float = 0.0
 
 
 _STRING_DTYPES = {types_pb2.DT_STRING}
@@ -287,6 +364,10 @@ def _decode_value(
     tag = value.tag
     field = value.WhichOneof("value")
     meta = value.metadata if value.HasField("metadata") else None
+    if meta is not None and meta.plugin_data.plugin_name == plugins.HPARAMS:
+        # Its data is the metadata itself (torch writes no value at all): read every copy.
+        info = _info_for(tag, plugins.HPARAMS, meta, tag_infos)
+        return Datum(tag, info, step, wall_time, _hparams_data(meta.plugin_data.content))
     if field == "simple_value":
         info = _info_for(tag, "scalars", meta, tag_infos, legacy=True)
         return Datum(tag, info, step, wall_time, float(value.simple_value))
@@ -301,6 +382,8 @@ def _decode_value(
     if field == "tensor":
         plugin = meta.plugin_data.plugin_name if meta is not None else ""
         info = _info_for(tag, plugin, meta, tag_infos)
+        if info.kind is Kind.HPARAMS:
+            return None  # a copy whose writer dropped the metadata: it carries nothing
         return Datum(tag, info, step, wall_time, _tensor_value(info, value.tensor))
     if field in ("audio", "obsolete_old_style_histogram"):
         plugin = "audio" if field == "audio" else field
@@ -336,6 +419,85 @@ def _info_for(
     info = TagInfo(PLUGIN_KINDS.get(plugin, Kind.OTHER), plugin, display_name, description)
     tag_infos[tag] = info
     return info
+
+
+def _hparams_data(content: bytes) -> ExperimentConfig | SessionStart | SessionEnd:
+    """Decode an ``HParamsPluginData`` (the hparams plugin's metadata content)."""
+    try:
+        data = plugin_data_pb2.HParamsPluginData.FromString(content)
+    except DecodeError as exc:
+        raise ValueError(f"hparams plugin data is not a protobuf ({exc})") from None
+    if data.version != 0:
+        raise ValueError(f"hparams plugin data version {data.version} is not supported")
+    which = data.WhichOneof("data")
+    if which == "experiment":
+        exp = data.experiment
+        return ExperimentConfig(
+            tuple(_hparam_spec(info) for info in exp.hparam_infos),
+            tuple(
+                MetricSpec(
+                    m.name.tag,
+                    m.name.group,
+                    m.display_name,
+                    m.description,
+                    _enum_name(DATASET_TYPES, m.dataset_type),
+                )
+                for m in exp.metric_infos
+            ),
+            exp.name,
+            exp.description,
+            exp.user,
+            exp.time_created_secs,
+        )
+    if which == "session_start_info":
+        start = data.session_start_info
+        values = ((name, _hparam_value(v)) for name, v in start.hparams.items())
+        return SessionStart(
+            tuple((name, v) for name, v in values if v is not None),
+            start.group_name,
+            start.start_time_secs,
+            start.model_uri,
+            start.monitor_url,
+        )
+    if which == "session_end_info":
+        end = data.session_end_info
+        return SessionEnd(_enum_name(SESSION_STATUSES, end.status), end.end_time_secs)
+    raise ValueError("hparams plugin data holds no experiment nor session")
+
+
+def _hparam_spec(info: Any) -> HParamSpec:
+    domain = info.WhichOneof("domain")
+    interval = discrete = None
+    if domain == "domain_interval":
+        interval = (info.domain_interval.min_value, info.domain_interval.max_value)
+    elif domain == "domain_discrete":
+        values = (_hparam_value(v) for v in info.domain_discrete.values)
+        discrete = tuple(v for v in values if v is not None)
+    return HParamSpec(
+        info.name,
+        info.display_name,
+        info.description,
+        _enum_name(HPARAM_TYPES, info.type),
+        interval,
+        discrete,
+        info.differs,
+    )
+
+
+def _hparam_value(value: Any) -> HParamValue | None:
+    """A ``google.protobuf.Value`` as a number, string or bool; None for other kinds."""
+    kind = value.WhichOneof("kind")
+    if kind == "number_value":
+        return float(value.number_value)
+    if kind == "string_value":
+        return str(value.string_value)
+    if kind == "bool_value":
+        return bool(value.bool_value)
+    return None
+
+
+def _enum_name(names: tuple[str, ...], number: int) -> str:
+    return names[number] if 0 <= number < len(names) else names[0]
 
 
 def _legacy_histogram(histo: Any) -> np.ndarray:

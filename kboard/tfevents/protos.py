@@ -7,7 +7,7 @@ Every value is a tensor plus ``SummaryMetadata`` naming its plugin, exactly the 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,8 +19,9 @@ from tensorboard.compat.proto import (
     tensor_shape_pb2,
     types_pb2,
 )
+from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
-from kboard.tfevents.plugins import HISTOGRAMS, IMAGES, SCALARS, TEXT
+from kboard.tfevents.plugins import HISTOGRAMS, HPARAMS, IMAGES, SCALARS, TEXT
 
 FILE_VERSION = "brain.Event:2"
 WRITER_NAME = "kboard"  # recorded in the first event, as TensorFlow records its own
@@ -291,6 +292,144 @@ def text(
             raise TypeError(f"text must be a str or an array of str, got dtype {array.dtype}")
         tensor = string_tensor((_utf8(s) for s in array.ravel()), array.shape)
     return _value(tag, tensor, TEXT, display_name, description)
+
+
+# The hparams plugin's tags (its data is the metadata; the tensor is an empty placeholder).
+HPARAMS_EXPERIMENT_TAG = "_hparams_/experiment"
+HPARAMS_SESSION_START_TAG = "_hparams_/session_start_info"
+HPARAMS_SESSION_END_TAG = "_hparams_/session_end_info"
+SESSION_STATUSES = {
+    "unknown": api_pb2.STATUS_UNKNOWN,
+    "success": api_pb2.STATUS_SUCCESS,
+    "failure": api_pb2.STATUS_FAILURE,
+    "running": api_pb2.STATUS_RUNNING,
+}
+
+
+def hparams_value(tag: str, data: plugin_data_pb2.HParamsPluginData) -> summary_pb2.Summary.Value:
+    """Build a value of the hparams plugin as ``hp`` writes it: its data in the metadata."""
+    metadata = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(
+            plugin_name=HPARAMS, content=data.SerializeToString()
+        )
+    )
+    empty = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_shape=_shape((0,)))
+    return summary_pb2.Summary.Value(tag=tag, metadata=metadata, tensor=empty)
+
+
+def hparam_number(value: Any) -> Any:
+    """A numpy or torch scalar as a Python number (other values unchanged)."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    array = as_array(value)
+    if array.size != 1:
+        raise ValueError(f"a hyperparameter must be one value, got shape {array.shape}")
+    return array.reshape(()).item()
+
+
+def set_hparam_value(target: Any, value: Any, name: str) -> None:
+    """Set a ``google.protobuf.Value`` to a bool, number or string (bools stay bools)."""
+    value = hparam_number(value)
+    if isinstance(value, bool):
+        target.bool_value = value
+    elif isinstance(value, (int, float)):
+        target.number_value = value
+    elif isinstance(value, str):
+        target.string_value = value
+    else:
+        raise TypeError(f"hparam {name!r}: {value!r} is not a bool, number or string")
+
+
+def session_start(
+    hparams: Mapping[str, Any],
+    *,
+    group_name: str = "",
+    start_time_secs: float = 0.0,
+) -> summary_pb2.Summary.Value:
+    """Build a session's hyperparameter values (``hp.hparams``); None values are left out."""
+    info = plugin_data_pb2.SessionStartInfo(group_name=group_name, start_time_secs=start_time_secs)
+    for name in sorted(hparams):
+        if hparams[name] is not None:
+            set_hparam_value(info.hparams[name], hparams[name], name)
+    data = plugin_data_pb2.HParamsPluginData(session_start_info=info)
+    return hparams_value(HPARAMS_SESSION_START_TAG, data)
+
+
+def session_end(status: str, end_time_secs: float) -> summary_pb2.Summary.Value:
+    """Build how a session ended: ``success``, ``failure``, ``running`` or ``unknown``."""
+    if status not in SESSION_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(SESSION_STATUSES)}, got {status!r}")
+    info = plugin_data_pb2.SessionEndInfo(
+        status=SESSION_STATUSES[status], end_time_secs=end_time_secs
+    )
+    data = plugin_data_pb2.HParamsPluginData(session_end_info=info)
+    return hparams_value(HPARAMS_SESSION_END_TAG, data)
+
+
+def experiment(
+    hparam_infos: Iterable[api_pb2.HParamInfo],
+    metric_infos: Iterable[api_pb2.MetricInfo],
+    time_created_secs: float = 0.0,
+) -> summary_pb2.Summary.Value:
+    """Build an experiment config (``hp.hparams_config``) from its infos."""
+    config = api_pb2.Experiment(
+        hparam_infos=list(hparam_infos),
+        metric_infos=list(metric_infos),
+        time_created_secs=time_created_secs,
+    )
+    data = plugin_data_pb2.HParamsPluginData(experiment=config)
+    return hparams_value(HPARAMS_EXPERIMENT_TAG, data)
+
+
+def torch_hparams(
+    hparam_dict: Mapping[str, Any],
+    metric_dict: Mapping[str, Any],
+    hparam_domain_discrete: Mapping[str, Sequence[Any]] | None,
+    now: float,
+) -> tuple[summary_pb2.Summary.Value, ...]:
+    """The experiment, session start and session end of torch's ``add_hparams``.
+
+    As torch: every value's type becomes its hyperparameter's type, ``hparam_domain_discrete``
+    its domain, and the metrics are the keys of ``metric_dict``. Unlike torch, a bool stays a
+    bool (torch writes ``True`` as the number 1).
+    """
+    if not isinstance(hparam_dict, dict) or not isinstance(metric_dict, dict):
+        raise TypeError("hparam_dict and metric_dict should be dictionary.")
+    domains = hparam_domain_discrete or {}
+    if not isinstance(domains, dict):
+        raise TypeError("hparam_domain_discrete should be a dictionary")
+    infos = []
+    for name, raw in hparam_dict.items():
+        value = hparam_number(raw)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            data_type = api_pb2.DATA_TYPE_BOOL
+        elif isinstance(value, (int, float)):
+            data_type = api_pb2.DATA_TYPE_FLOAT64
+        elif isinstance(value, str):
+            data_type = api_pb2.DATA_TYPE_STRING
+        else:
+            raise ValueError("value should be one of int, float, str, bool, or torch.Tensor")
+        info = api_pb2.HParamInfo(name=name, type=data_type)
+        if name in domains:
+            allowed = domains[name]
+            if not isinstance(allowed, list) or not all(
+                isinstance(d, type(value)) for d in allowed
+            ):
+                raise TypeError(
+                    f"hparam_domain_discrete[{name}] should be a list of same type as "
+                    f"hparam_dict[{name}]."
+                )
+            for d in allowed:
+                set_hparam_value(info.domain_discrete.values.add(), d, name)
+        infos.append(info)
+    for name in domains:
+        if name not in hparam_dict:
+            raise TypeError(f"hparam_domain_discrete[{name}] names no hyperparameter")
+    start = session_start(hparam_dict, start_time_secs=now)
+    metrics = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in metric_dict]
+    return experiment(infos, metrics), start, session_end("success", now)
 
 
 def _utf8(text: Any) -> bytes:

@@ -26,7 +26,7 @@ import {
 } from './util.js';
 import { startLive } from './live.js';
 
-const TAB_IDS = ['scalars', 'images', 'histograms', 'distributions', 'text', 'model'];
+const TAB_IDS = ['scalars', 'images', 'histograms', 'distributions', 'text', 'model', 'hparams'];
 
 const tabs = new Map(); // id -> tab module
 const specs = new Map(); // state key -> {default, parse, format}
