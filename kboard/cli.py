@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 from typing import Any
 
@@ -174,8 +175,16 @@ def runs(logdir: str | dict[str, str], storage_options: dict[str, Any], output_f
         click.echo(runs_text(table))
 
 
+def short_number(value: Any) -> str:
+    """A value for reading: floats to 6 significant digits, whole floats without ``.0``."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
 def runs_text(table: dict[str, Any]) -> str:
     """The runs table for a terminal: a line per run, then a line per scalar tag."""
+    num = short_number
     lines = []
     for row in table["rows"]:
         head = row["run"]
@@ -183,23 +192,25 @@ def runs_text(table: dict[str, Any]) -> str:
             head += f"  duration {row['duration']:.1f}s"
         session = row.get("session")
         if session:
-            head += f"  {session['status']}  group {session['group']}"
+            head += f"  {session['status']}"
+            if not re.fullmatch(r"[0-9a-f]{64}", session["group"] or ""):  # hp's hash says nothing
+                head += f"  group {session['group']}"
             values = row.get("hparams", {})
-            head += "".join(f"  {name}={values[name]}" for name in values)
+            head += "".join(f"  {name}={num(values[name])}" for name in values)
         lines.append(head)
         for key, metric in row.get("metrics", {}).items():
             if metric:
                 lines.append(
-                    f"  metric {key}: last {metric['last']} (step {metric['step']}), "
-                    f"best {metric['best']} (step {metric['best_step']})"
+                    f"  metric {key}: last {num(metric['last'])} (step {metric['step']}), "
+                    f"best {num(metric['best'])} (step {metric['best_step']})"
                 )
         for tag, stats in row["scalars"].items():
             if not stats["count"]:
                 continue
             lines.append(
                 f"  {tag}: {plural(stats['count'], 'point')}, steps "
-                f"{stats['first_step']}..{stats['last_step']}, last {stats['last']}, "
-                f"min {stats['min']}, max {stats['max']}"
+                f"{stats['first_step']}..{stats['last_step']}, last {num(stats['last'])}, "
+                f"min {num(stats['min'])}, max {num(stats['max'])}"
             )
     return "\n".join(lines) if lines else "no runs"
 
