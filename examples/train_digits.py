@@ -1,8 +1,10 @@
 """Train small Keras CNNs on generated digits with KBoardCallback: this writes ``sample_logs/``.
 
-Three runs that differ only in the learning rate, so comparing them means something. Each has
-epoch and batch scalars, weight histograms and images, captioned predictions for a few
-validation digits, the model summary, and text notes. The digits are drawn with Pillow's
+A small sweep: three learning rates, two seeds each, so comparing them means something (the
+HPARAMS tab, and SCALARS grouping the seeds of a learning rate into a mean and band). Each run
+has epoch and batch scalars, weight histograms and images, captioned predictions for a few
+validation digits, its hyperparameters, the model summary with its layer graph, and text
+notes. The digits are drawn with Pillow's
 built-in font (``kboard.demo.make_digits``): nothing is downloaded. Seeds are fixed.
 
 Usage: python examples/train_digits.py [OUTDIR]   (default: sample_logs/ of this checkout;
@@ -28,19 +30,20 @@ from kboard.ingest import is_event_file  # noqa: E402
 from kboard.keras import KBoardCallback  # noqa: E402
 
 LEARNING_RATES = (0.0003, 0.003, 0.01)
-EPOCHS = 20
+SEEDS = (0, 1)
+EPOCHS = 12
 TRAIN_SAMPLES = 4000
 VALIDATION_SAMPLES = 600
 BATCH_SIZE = 64
 DROPOUT = 0.2
-SEED = 0
+DATA_SEED = 0
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "sample_logs"
 
 
-def train_run(logdir: Path, lr: float, data: tuple[np.ndarray, ...]) -> float:
-    """Train one model at learning rate ``lr`` into ``logdir``; return its validation accuracy."""
+def train_run(logdir: Path, lr: float, seed: int, data: tuple[np.ndarray, ...]) -> float:
+    """Train one model at ``lr`` from ``seed`` into ``logdir``; return its validation accuracy."""
     x_train, y_train, x_val, y_val = data
-    keras.utils.set_random_seed(SEED)
+    keras.utils.set_random_seed(seed)
     model = build_model(dropout=DROPOUT)
     model.compile(
         optimizer=keras.optimizers.Adam(lr),
@@ -53,8 +56,8 @@ def train_run(logdir: Path, lr: float, data: tuple[np.ndarray, ...]) -> float:
             "notes/hyperparameters",
             "| setting | value |\n|---|---|\n"
             f"| learning rate | **{lr}** |\n| optimizer | Adam |\n| dropout | {DROPOUT} |\n"
-            f"| batch size | {BATCH_SIZE} |\n| epochs | {EPOCHS} |\n"
-            f"| data | {TRAIN_SAMPLES} generated 16x16 digits, seed {SEED} |",
+            f"| batch size | {BATCH_SIZE} |\n| epochs | {EPOCHS} |\n| seed | {seed} |\n"
+            f"| data | {TRAIN_SAMPLES} generated 16x16 digits, seed {DATA_SEED} |",
         )
     board = KBoardCallback(
         logdir,
@@ -63,6 +66,7 @@ def train_run(logdir: Path, lr: float, data: tuple[np.ndarray, ...]) -> float:
         update_freq=10,
         image_samples=(x_val[:8], y_val[:8]),
         class_names=CLASS_NAMES,
+        hparams={"lr": lr, "seed": seed, "dropout": DROPOUT, "batch_size": BATCH_SIZE},
     )
     model.fit(
         x_train,
@@ -104,11 +108,12 @@ def main(out: str | None = None) -> None:
     start = time.monotonic()
     logdir = Path(out) if out else DEFAULT_OUT
     clear(logdir)
-    x, y = make_digits(TRAIN_SAMPLES + VALIDATION_SAMPLES, seed=SEED)
+    x, y = make_digits(TRAIN_SAMPLES + VALIDATION_SAMPLES, seed=DATA_SEED)
     data = (x[:TRAIN_SAMPLES], y[:TRAIN_SAMPLES], x[TRAIN_SAMPLES:], y[TRAIN_SAMPLES:])
     for lr in LEARNING_RATES:
-        accuracy = train_run(logdir / f"lr={lr}", lr, data)
-        print(f"lr={lr}: validation accuracy {accuracy:.1%}", flush=True)
+        for seed in SEEDS:
+            accuracy = train_run(logdir / f"lr={lr},seed={seed}", lr, seed, data)
+            print(f"lr={lr}, seed={seed}: validation accuracy {accuracy:.1%}", flush=True)
     size = sum(p.stat().st_size for p in logdir.rglob("*") if p.is_file())
     print(f"wrote {logdir} ({size / 1024:.0f} KiB) in {time.monotonic() - start:.0f} s")
 
