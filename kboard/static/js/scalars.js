@@ -15,6 +15,7 @@ import {
   axisTitle,
   baseLayout,
   NO_PLOTLY,
+  plotlyReady,
   PLOT_CONFIG,
   withAlpha,
 } from './charts.js';
@@ -508,7 +509,7 @@ function buildFigure(card) {
 }
 
 async function draw(card) {
-  if (!window.Plotly) {
+  if (!(await plotlyReady())) {
     card.note.textContent = NO_PLOTLY;
     return;
   }
