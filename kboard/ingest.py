@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kboard.cache import FINGERPRINT_BYTES, CachedFile, RunCache, fingerprint_of, head_and_tail
+from kboard.progress import LoadProgress
 from kboard.store import Problem, RunData, Sample, Store, WriteTxn
 from kboard.tfevents.events import Datum, Restart, TagInfo
 from kboard.tfevents.fastpath import DecodedBlock, ScalarBatch, decode_block
@@ -162,6 +163,7 @@ class LogdirReader:
         self._reload_lock = threading.Lock()
         self._walk_problems: dict[str, Problem] = {}  # directory -> why it cannot be listed
         self._links_seen: set[str] = set()  # symlinked directories already logged
+        self.progress = LoadProgress()  # how far the current reload is (for /api/status)
 
     def missing_roots(self) -> list[str]:
         """Return the logdir paths that do not exist (yet)."""
@@ -176,6 +178,7 @@ class LogdirReader:
         with self._reload_lock:
             report = ReloadReport()
             found, walk_problems = self._discover()
+            self.progress.begin(len(found))
             for name in sorted(set(self._runs) - set(found)):
                 del self._runs[name]
                 with self.store.write() as txn:
@@ -191,6 +194,8 @@ class LogdirReader:
                     if self.cache is not None and self._restore(state):
                         report.runs_from_cache.append(name)
                 self._reload_run(state, files, report)
+                self.progress.run_read()
+            self.progress.end()
             return report
 
     def _restore(self, state: RunState) -> bool:
@@ -423,6 +428,7 @@ class LogdirReader:
         report: ReloadReport,
     ) -> None:
         report.bytes_read += block.end_offset - fstate.offset
+        self.progress.add_bytes(block.end_offset - fstate.offset)
         state.unsaved_bytes += block.end_offset - fstate.offset
         report.records += len(block)
         consumed = block.end_offset - block.offset

@@ -45,6 +45,7 @@ from kboard.histograms import value_range as histogram_range
 from kboard.ingest import LogdirReader, logdir_label, logdir_roots, parse_logdir_spec
 from kboard.jsonsafe import float_list
 from kboard.model import model_view as model_tree
+from kboard.progress import LoadProgress
 from kboard.store import NotFound, Problem, Sample, ScalarColumns, ScalarHistory, Store
 from kboard.text import text_to_html
 from kboard.tfevents.events import Kind, TagInfo
@@ -136,9 +137,12 @@ def find_step(samples: tuple[Sample, ...], step: int) -> Sample | None:
 class DataProvider:
     """Answers questions about the runs of one logdir (or several named ones)."""
 
-    def __init__(self, store: Store, logdir: str = "") -> None:
+    def __init__(
+        self, store: Store, logdir: str = "", progress: LoadProgress | None = None
+    ) -> None:
         self._store = store
         self.logdir = logdir
+        self._progress = progress
 
     # -- runs and status ------------------------------------------------------------
     @property
@@ -149,6 +153,13 @@ class DataProvider:
     def wait_for_change(self, generation: int, timeout: float) -> int:
         """Block until the generation passes ``generation`` or ``timeout`` elapses."""
         return self._store.wait_for_change(generation, timeout)
+
+    def status(self) -> dict[str, Any]:
+        """How far reading the logdir is (see :class:`LoadProgress`), and the generation."""
+        done = LoadProgress()
+        done.end()  # a provider without a reader (over a filled store) has nothing to load
+        progress = (self._progress or done).as_dict()
+        return {**progress, "runs": len(self._store.runs()), "generation": self.generation}
 
     def runs(self) -> list[RunInfo]:
         """Every run, by start time (runs without one last), then name."""

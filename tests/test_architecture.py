@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "kboard.text": 2,
     "kboard.model": 2,
     "kboard.store": 3,
+    "kboard.progress": 3,
     "kboard.cache": 4,
     "kboard.ingest": 5,
     "kboard.provider": 6,

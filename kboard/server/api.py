@@ -68,6 +68,11 @@ def runs() -> Response:
     return json_response(runs_listing(provider()))
 
 
+@bp.get("/status")
+def status() -> Response:
+    return json_response(provider().status())
+
+
 @bp.get("/tags/<kind>")
 def tags(kind: str) -> Response:
     try:

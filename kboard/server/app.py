@@ -44,6 +44,7 @@ def create_app(
     allowed_hosts: Iterable[str] = (),
     path_prefix: str = "",
     max_streams: int = DEFAULT_MAX_STREAMS,
+    read_first: bool = True,
 ) -> Flask:
     """Create the app for ``logdir``: read it once, then follow it when ``live``.
 
@@ -52,14 +53,20 @@ def create_app(
     With ``cache_dir``, decoded runs are kept there so the next start is quick. With
     ``token``, every request must carry it (see :class:`TokenAuth`). ``allowed_hosts`` are
     more names the server may be reached by (the Host check). ``path_prefix`` (``/kboard``)
-    serves everything under that path, for a reverse proxy.
+    serves everything under that path, for a reverse proxy. ``read_first=False`` answers at
+    once and reads the logdir in a thread (``kboard serve`` does).
     """
     path_prefix = normalize_prefix(path_prefix)
     app = Flask("kboard")  # the package's static/ and templates/ folders
     app.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=1024 * 1024)
     cache = RunCache(cache_dir) if cache_dir else None
     reader = reader or LogdirReader(logdir, cache=cache)
-    reader.reload()
+    if read_first:
+        reader.reload()
+    else:  # serve at once: runs appear as they are read (GET /api/status says how far)
+        threading.Thread(
+            target=_first_read, args=(reader,), name="kboard-read", daemon=True
+        ).start()
     if cache is not None:
         # A little later, so the first page loads do not wait for it.
         timer = threading.Timer(CACHE_FIRST_SAVE_SECONDS, reader.save_cache)
@@ -70,7 +77,7 @@ def create_app(
         reloader = LiveReloader(reader, interval=reload_interval, watch=watch)
         reloader.start()
     label = logdir_label(reader.roots)
-    data = DataProvider(reader.store, label)
+    data = DataProvider(reader.store, label, reader.progress)
     app.extensions["kboard"] = Serving(
         data,
         reader,
@@ -91,6 +98,16 @@ def create_app(
     if path_prefix:
         app.wsgi_app = PathPrefix(app.wsgi_app, path_prefix)  # type: ignore[method-assign]
     return app
+
+
+def _first_read(reader: LogdirReader) -> None:
+    """Read the logdir for the first time, behind a server that already answers."""
+    try:
+        reader.reload()
+    except Exception:  # the reader reports file problems itself; this is a bug
+        log.exception("first read of the logdir failed")
+    finally:
+        reader.progress.end()
 
 
 def host_allowlist(host: str, names: Iterable[str] = ()) -> frozenset[str] | None:

@@ -78,7 +78,7 @@ def serve_forever(
     path_prefix: str = "",
     max_streams: int = DEFAULT_MAX_STREAMS,
 ) -> None:
-    """Bind, read the logdir, print the URL and serve until interrupted.
+    """Bind, print the URL and serve until interrupted, reading the logdir meanwhile.
 
     Bound beyond loopback, a token is required (a random one, printed in the URL, unless
     ``token`` gives it or ``no_auth`` turns it off).
@@ -111,6 +111,7 @@ def serve_forever(
         allowed_hosts=allowed_hosts,
         path_prefix=path_prefix,
         max_streams=max_streams,
+        read_first=False,
     )
     state = app.extensions["kboard"]
     bound_port = sock.getsockname()[1]
