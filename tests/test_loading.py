@@ -137,3 +137,16 @@ def test_page_shows_progress_then_every_run(browser, logdir: Path) -> None:  # n
         loading.wait_for(state="hidden", timeout=10_000)
         page.wait_for_function("() => document.querySelectorAll('.kb-run').length === 3")
         page.close()
+
+
+def test_serving_imports_only_what_it_needs_at_start() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, kboard.cli, kboard.server.serve, kboard.server.app; "
+        "print(sorted(m for m in ('PIL', 'markdown_it', 'pandas', 'tensorflow') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"  # images, text and pandas load on first use
