@@ -115,8 +115,11 @@ def compare(
     return out
 
 
-def fetch_all(base_url: str, timeout: float = 120) -> dict[tuple[str, str], Series]:
-    """Every scalar series a server serves through TensorBoard's scalars routes."""
+def fetch_all(
+    base_url: str, timeout: float = 120, only: set[tuple[str, str]] | None = None
+) -> dict[tuple[str, str], Series]:
+    """Every scalar series a server serves through TensorBoard's scalars routes (or ``only``
+    those ``(run, tag)`` pairs)."""
 
     def get(path: str) -> object:
         with urllib.request.urlopen(base_url + path, timeout=timeout) as response:
@@ -126,6 +129,8 @@ def fetch_all(base_url: str, timeout: float = 120) -> dict[tuple[str, str], Seri
     out = {}
     for run, by_tag in sorted(tags.items()):  # type: ignore[union-attr]
         for tag in sorted(by_tag):
+            if only is not None and (run, tag) not in only:
+                continue
             query = urllib.parse.urlencode({"run": run, "tag": tag})
             out[(run, tag)] = Series.from_json(get(f"/data/plugin/scalars/scalars?{query}"))
     return out

@@ -124,10 +124,12 @@ def measure(
     urls: list[str],
     timeout: float,
     collect: dict[tuple[str, str], Series] | None = None,
+    only: set[tuple[str, str]] | None = None,
 ) -> Result:
     """Run ``cmd`` and time it until every URL answers with ``setup.expected`` points.
 
-    With ``collect``, every series it serves is fetched into it afterwards (not timed).
+    With ``collect``, every series it serves (or ``only`` those) is fetched into it afterwards
+    (not timed).
     """
     name, expected = setup.name, setup.expected
     started = time.perf_counter()
@@ -161,7 +163,7 @@ def measure(
                 f"{name}: TensorFlow was not {'blocked' if setup.tf_blocked else 'imported'}"
             )
         if collect is not None:
-            collect.update(fetch_all(server.url, timeout=timeout))
+            collect.update(fetch_all(server.url, timeout=timeout, only=only))
         return result
 
 
@@ -272,6 +274,8 @@ def measure_logdir(logdir: str, args: argparse.Namespace, no_tf_dir: str) -> lis
     ]
     results: list[Result] = []
     reference: dict[tuple[str, str], Series] = {}
+    # Every series, or (--compare polled, for big logdirs) the last tag of every run.
+    only = None if args.compare == "all" else {(f"run_{r:03d}", last_tag) for r in range(args.runs)}
     cache_dir = tempfile.mkdtemp(prefix="kboard-bench-cache-")
     try:
         for setup in servers(logdir, args.steps, not args.skip_slow, cache_dir, no_tf_dir):
@@ -288,7 +292,7 @@ def measure_logdir(logdir: str, args: argparse.Namespace, no_tf_dir: str) -> lis
                 urls = [base + q for q in queries]
                 cmd = [*setup.cmd, "--port", str(port)]
                 collect = served_values if attempt == 0 else None
-                result = measure(setup, cmd, urls, args.timeout, collect)
+                result = measure(setup, cmd, urls, args.timeout, collect, only)
                 seconds.append(result.seconds)
                 if best is None or result.seconds < best.seconds:
                     best = result
@@ -359,6 +363,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--targets", default=DEFAULT_TARGETS, help="cold=3,warm=10,memory=5")
     parser.add_argument("--no-phases", action="store_true", help="skip the per-phase timing")
+    parser.add_argument(
+        "--compare",
+        choices=("all", "polled"),
+        default="all",
+        help="compare the values of every series, or of the polled ones (big logdirs)",
+    )
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--json", dest="json_out", help="also write the results here")
     args = parser.parse_args(argv)
