@@ -26,7 +26,7 @@ import urllib.parse
 from pathlib import Path
 
 from bench.generate import generate, write_scalar_run
-from bench.run import measure
+from bench.run import Setup, measure
 from bench.s3proxy import FaultProxy
 from bench.server import free_port
 
@@ -60,7 +60,7 @@ def upload(fs: object, local: Path, prefix: str) -> str:
 def cold_start(logdir: str, urls: list[str], port: int, expected: int, timeout: float) -> float:
     cmd = [sys.executable, "-m", "kboard", "serve", "--logdir", logdir, "--no-cache"]
     cmd += ["--no-watch", "--reload-interval", "3600", "--port", str(port)]
-    return measure(logdir, cmd, urls, expected, timeout).seconds
+    return measure(Setup(logdir, cmd, expected, dict(os.environ)), cmd, urls, timeout).seconds
 
 
 def warm_start_gets(url: str, proxy: FaultProxy) -> tuple[int, int, int, float]:

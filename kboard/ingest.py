@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from kboard.cache import FINGERPRINT_BYTES, CachedFile, RunCache, fingerprint_of, head_and_tail
+from kboard.progress import LoadProgress
 from kboard.storage import (
     LOCAL,
     IOStats,
@@ -187,6 +188,7 @@ class LogdirReader:
         self._reload_lock = threading.Lock()
         self._walk_problems: dict[str, Problem] = {}  # directory -> why it cannot be listed
         self._links_seen: set[str] = set()  # symlinked directories already logged
+        self.progress = LoadProgress()  # how far the current reload is (for /api/status)
 
     def missing_roots(self) -> list[str]:
         """Return the local logdir paths that do not exist (yet)."""
@@ -209,6 +211,7 @@ class LogdirReader:
         with self._reload_lock:
             report = ReloadReport()
             found, walk_problems, unlisted = self._discover()
+            self.progress.begin(len(found))
             for name in sorted(set(self._runs) - set(found)):
                 if self._runs[name].root in unlisted:
                     continue  # its store failed to answer: keep what was read
@@ -226,6 +229,8 @@ class LogdirReader:
                     if self.cache is not None and self._restore(state):
                         report.runs_from_cache.append(name)
                 self._reload_run(state, files, report)
+                self.progress.run_read()
+            self.progress.end()
             return report
 
     def _restore(self, state: RunState) -> bool:
@@ -480,6 +485,7 @@ class LogdirReader:
         report: ReloadReport,
     ) -> None:
         report.bytes_read += block.end_offset - fstate.offset
+        self.progress.add_bytes(block.end_offset - fstate.offset)
         state.unsaved_bytes += block.end_offset - fstate.offset
         report.records += len(block)
         consumed = block.end_offset - block.offset

@@ -79,6 +79,7 @@ from kboard.hparams import (
 from kboard.ingest import LogdirReader, logdir_label, logdir_roots, parse_logdir_spec
 from kboard.jsonsafe import cleanse, float_list
 from kboard.model import model_view as model_tree
+from kboard.progress import LoadProgress
 from kboard.storage import IOStats, StorageError, parse_storage_options
 from kboard.store import NotFound, Problem, Sample, ScalarColumns, ScalarHistory, Store
 from kboard.text import text_to_html
@@ -190,10 +191,12 @@ class DataProvider:
         store: Store,
         logdir: str = "",
         io_stats: Callable[[], list[IOStats]] | None = None,
+        progress: LoadProgress | None = None,
     ) -> None:
         self._store = store
         self.logdir = logdir
         self._io_stats = io_stats
+        self._progress = progress
 
     def storage_stats(self) -> list[dict[str, Any]]:
         """Requests made and bytes read per logdir in an object store (empty when all local)."""
@@ -208,6 +211,20 @@ class DataProvider:
     def wait_for_change(self, generation: int, timeout: float) -> int:
         """Block until the generation passes ``generation`` or ``timeout`` elapses."""
         return self._store.wait_for_change(generation, timeout)
+
+    def status(self) -> dict[str, Any]:
+        """How far reading the logdir is (see :class:`LoadProgress`), the generation, and what
+        the object stores cost (:meth:`storage_stats`)."""
+        done = LoadProgress()
+        done.end()  # a provider without a reader (over a filled store) has nothing to load
+        progress = (self._progress or done).as_dict()
+        return {
+            **progress,
+            "runs": len(self._store.runs()),
+            "generation": self.generation,
+            "logdir": self.logdir,
+            "storage": self.storage_stats(),
+        }
 
     def runs(self) -> list[RunInfo]:
         """Every run, by start time (runs without one last), then name."""

@@ -58,7 +58,10 @@ def read_scalars(
     series = selected_scalars(data, Selection(runs, tags))
     if pivot:
         columns = {
-            f"{run}/{tag}": pd.Series(cols.values, index=pd.Index(cols.steps, name="step"))
+            f"{run}/{tag}": pd.Series(
+                cols.values.astype(np.float64),  # as in the long layout (stored maybe float32)
+                index=pd.Index(cols.steps.astype(np.int64), name="step"),
+            )
             for run, tag, cols in series
         }
         return pd.DataFrame(columns) if columns else pd.DataFrame(index=pd.Index([], name="step"))

@@ -33,11 +33,16 @@ DEFAULT_LIMITS: dict[Kind, int] = {
 
 @dataclass(frozen=True)
 class ScalarColumns:
-    """A read-only snapshot of one scalar series."""
+    """A read-only snapshot of one scalar series.
 
-    steps: np.ndarray  # int64, strictly increasing
+    Steps are int32 while every step fits, values float32 while every value is exactly a
+    float32 (as ``tf.summary`` and torch write them); either widens to 64 bits, losslessly,
+    when a point needs it. Read them as numbers, not by dtype.
+    """
+
+    steps: np.ndarray  # int32 or int64, strictly increasing
     wall_times: np.ndarray  # float64
-    values: np.ndarray  # float64
+    values: np.ndarray  # float32 or float64
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -129,9 +134,9 @@ class ScalarSeries:
     """
 
     def __init__(self) -> None:
-        self._steps = np.empty(0, dtype=np.int64)
+        self._steps = np.empty(0, dtype=np.int32)  # widened to int64 when a step needs it
         self._walls = np.empty(0, dtype=np.float64)
-        self._values = np.empty(0, dtype=np.float64)
+        self._values = np.empty(0, dtype=np.float32)  # widened when a value is not a float32
         self._size = 0
         self._attempts = _Attempts()
         self._old: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -252,8 +257,13 @@ class ScalarSeries:
             for start in [0, *(np.flatnonzero(np.diff(attempts)) + 1).tolist()]:
                 if start < k:
                     self._attempts.extend(n + start, int(attempts[start]))
+        if self._steps.dtype != np.int64 and not _fits_int32(steps):
+            self._steps = self._steps.astype(np.int64)
+        if self._values.dtype != np.float64 and not _exact_in_float32(values):
+            self._values = self._values.astype(np.float64)
         if n + k > len(self._steps):
-            capacity = max(n + k, 2 * len(self._steps), 64)
+            # Grow by a quarter: amortised appends, and at most a quarter of the room unused.
+            capacity = max(n + k, len(self._steps) + len(self._steps) // 4, 64)
             self._steps = _grow(self._steps, n, capacity)
             self._walls = _grow(self._walls, n, capacity)
             self._values = _grow(self._values, n, capacity)
@@ -271,13 +281,27 @@ class ScalarSeries:
         """Rebuild a series from :meth:`state`."""
         series = cls()
         view = state["view"]
-        series._steps = np.array(view.steps, dtype=np.int64)
+        series._steps = np.array(view.steps)  # the dtypes it was saved with
         series._walls = np.array(view.wall_times, dtype=np.float64)
-        series._values = np.array(view.values, dtype=np.float64)
+        series._values = np.array(view.values)
         series._size = len(series._steps)
         series._attempts = _Attempts.restore(state["attempts"])
         series._old = state["old"]
         return series
+
+
+_INT32 = np.iinfo(np.int32)
+
+
+def _fits_int32(steps: np.ndarray) -> bool:
+    """Whether every step fits an int32 column."""
+    return not len(steps) or (_INT32.min <= steps.min() and steps.max() <= _INT32.max)
+
+
+def _exact_in_float32(values: np.ndarray) -> bool:
+    """Whether a float32 column keeps every value exactly (NaN and infinities included)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.array_equal(values.astype(np.float32), values, equal_nan=True))
 
 
 def _grow(col: np.ndarray, used: int, capacity: int) -> np.ndarray:

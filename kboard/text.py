@@ -7,9 +7,11 @@ unmatched ``[`` take half a minute), which would let one text summary hang the s
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import nh3
 import numpy as np
-from markdown_it import MarkdownIt
 
 # TensorBoard's allowlist (tensorboard/plugin_util.py).
 ALLOWED_TAGS = {
@@ -21,8 +23,14 @@ ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "title", "alt"}}
 URL_SCHEMES = {"http", "https", "mailto"}
 DEFAULT_MAX_CHARS = 100_000
 
-# Raw HTML passes the parser and is then sanitised, as TensorBoard does.
-_MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable("table")
+
+@functools.cache
+def _markdown() -> Any:
+    """The markdown parser, built on first use (serving need not import it at start)."""
+    from markdown_it import MarkdownIt
+
+    # Raw HTML passes the parser and is then sanitised, as TensorBoard does.
+    return MarkdownIt("commonmark", {"html": True}).enable("table")
 
 
 def sanitize(html: str) -> str:
@@ -38,7 +46,7 @@ def sanitize(html: str) -> str:
 
 def markdown_to_safe_html(text: str) -> str:
     """Render markdown (tables, fenced code) and sanitise the result."""
-    return sanitize(_MARKDOWN.render(text.replace("\0", "")))
+    return sanitize(_markdown().render(text.replace("\0", "")))
 
 
 def text_to_html(value: np.ndarray, max_chars: int = DEFAULT_MAX_CHARS) -> tuple[str, bool]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 import time
 from pathlib import Path
@@ -130,12 +131,20 @@ def test_page_and_plotly_are_served_locally(client) -> None:
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "<script>" not in html and "cdn" not in html.lower()
-    src = next(part.split('"')[1] for part in html.split("<script") if "plotly" in part)
-    assert src.startswith("/vendor/plotly-")
-    js = client.get(src)
-    assert js.status_code == 200 and js.mimetype == "text/javascript" and len(js.data) > 1e6
-    js.close()
+    tag = next(part for part in html.split("<script") if "plotly" in part)
+    src = re.search(r' src="([^"]+)"', tag).group(1)
+    full = re.search(r' data-full="([^"]+)"', tag).group(1)
+    assert src.startswith("/vendor/plotly-basic-") and full.startswith("/vendor/plotly-")
+    sizes = []
+    for url in (src, full):  # the partial bundle the page loads, the full one on demand
+        js = client.get(url)
+        assert js.status_code == 200 and js.mimetype == "text/javascript" and len(js.data) > 1e6
+        assert "immutable" in js.headers["Cache-Control"]
+        sizes.append(len(js.data))
+        js.close()
+    assert sizes[0] < sizes[1] / 3
     assert client.get("/vendor/plotly-0.0.0.min.js").status_code == 404
+    assert client.get("/vendor/plotly-basic-0.0.0.min.js").status_code == 404
 
 
 def test_stream_announces_changes(tmp_path: Path, make_app) -> None:

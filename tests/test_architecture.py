@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "kboard.graph": 2,
     "kboard.hparams": 2,
     "kboard.store": 3,
+    "kboard.progress": 3,
     "kboard.cache": 4,
     "kboard.ingest": 5,
     "kboard.provider": 6,

@@ -53,9 +53,21 @@ def test_runner_smoke(tmp_path: Path) -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    rows = json.loads(out.read_text())
-    assert [r["name"].split(" ")[0] for r in rows] == ["kboard", "kboard", "tensorboard"]
-    assert all(r["points"] == 50 and r["seconds"] > 0 and r["peak_mb"] > 10 for r in rows)
+    report = json.loads(out.read_text())
+    # The generator's logdir and, with TensorFlow installed, one written by tf.summary.
+    assert set(report) == {"bench", "tf"}
+    for rows in report.values():
+        names = [r["name"] for r in rows]
+        assert names[:2] == ["kboard (cold: empty cache)", "kboard (warm: same logdir again)"]
+        assert names[2:] == [
+            "tensorboard --load_fast=true, TensorFlow importable",
+            "tensorboard --load_fast=true, TensorFlow blocked",
+        ]
+        assert all(r["points"] == 50 and r["seconds"] > 0 and r["peak_mb"] > 10 for r in rows)
+        # Every point of every series, compared with kboard's bit for bit.
+        assert all(r["values"] == "equal: 200 points in 4 series, bit for bit" for r in rows[1:])
+    assert "Targets against TensorBoard's faster set-up" in result.stdout
+    assert "- decoding:" in result.stdout
     assert "A reload that finds nothing new" in result.stdout
 
 

@@ -70,10 +70,7 @@ def runs() -> Response:
 
 @bp.get("/status")
 def status() -> Response:
-    data = provider()
-    return json_response(
-        {"generation": data.generation, "logdir": data.logdir, "storage": data.storage_stats()}
-    )
+    return json_response(provider().status())
 
 
 @bp.get("/runs_table")

@@ -46,6 +46,7 @@ def create_app(
     path_prefix: str = "",
     max_streams: int = DEFAULT_MAX_STREAMS,
     storage_options: Mapping[str, Any] | None = None,
+    read_first: bool = True,
 ) -> Flask:
     """Create the app for ``logdir``: read it once, then follow it when ``live``.
 
@@ -56,14 +57,20 @@ def create_app(
     more names the server may be reached by (the Host check). ``path_prefix`` (``/kboard``)
     serves everything under that path, for a reverse proxy. A logdir may be an fsspec URL
     (read with ``storage_options``); ``reload_interval`` defaults to 5 s, 30 s when a logdir
-    is in an object store.
+    is in an object store. ``read_first=False`` answers at once and reads the logdir in a
+    thread (``kboard serve`` does).
     """
     path_prefix = normalize_prefix(path_prefix)
     app = Flask("kboard")  # the package's static/ and templates/ folders
     app.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=1024 * 1024)
     cache = RunCache(cache_dir) if cache_dir else None
     reader = reader or LogdirReader(logdir, cache=cache, storage_options=storage_options)
-    reader.reload()
+    if read_first:
+        reader.reload()
+    else:  # serve at once: runs appear as they are read (GET /api/status says how far)
+        threading.Thread(
+            target=_first_read, args=(reader,), name="kboard-read", daemon=True
+        ).start()
     if cache is not None:
         # A little later, so the first page loads do not wait for it.
         timer = threading.Timer(CACHE_FIRST_SAVE_SECONDS, reader.save_cache)
@@ -74,7 +81,7 @@ def create_app(
         reloader = LiveReloader(reader, interval=reload_interval, watch=watch)
         reloader.start()
     label = logdir_label(reader.roots)
-    data = DataProvider(reader.store, label, reader.io_stats)
+    data = DataProvider(reader.store, label, reader.io_stats, reader.progress)
     app.extensions["kboard"] = Serving(
         data,
         reader,
@@ -96,6 +103,16 @@ def create_app(
     if path_prefix:
         app.wsgi_app = PathPrefix(app.wsgi_app, path_prefix)  # type: ignore[method-assign]
     return app
+
+
+def _first_read(reader: LogdirReader) -> None:
+    """Read the logdir for the first time, behind a server that already answers."""
+    try:
+        reader.reload()
+    except Exception:  # the reader reports file problems itself; this is a bug
+        log.exception("first read of the logdir failed")
+    finally:
+        reader.progress.end()
 
 
 def host_allowlist(host: str, names: Iterable[str] = ()) -> frozenset[str] | None:

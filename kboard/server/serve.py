@@ -80,7 +80,7 @@ def serve_forever(
     max_streams: int = DEFAULT_MAX_STREAMS,
     storage_options: Mapping[str, Any] | None = None,
 ) -> None:
-    """Bind, read the logdir, print the URL and serve until interrupted.
+    """Bind, print the URL and serve until interrupted, reading the logdir meanwhile.
 
     Bound beyond loopback, a token is required (a random one, printed in the URL, unless
     ``token`` gives it or ``no_auth`` turns it off).
@@ -115,6 +115,7 @@ def serve_forever(
             allowed_hosts=allowed_hosts,
             path_prefix=path_prefix,
             max_streams=max_streams,
+            read_first=False,
         )
     except (ImportError, StorageError) as exc:  # no fsspec backend, a bad storage option
         sock.close()

@@ -98,7 +98,7 @@ def decode_block(block: Any, tag_infos: MutableMapping[str, TagInfo]) -> Decoded
                 items[0].wall_time,
             ) == (int(steps[i]), float(walls[i])):
                 starts = rest[group.members] + group.offset
-                raw = arr[starts[:, None] + np.arange(group.width)].copy()
+                raw = sliding_window_view(arr, group.width)[starts]
                 values = raw.view("<f4" if group.width == 4 else "<f8").reshape(-1)
                 fast_parts.setdefault(items[0].tag, []).append(
                     (items[0].info, group.members, values.astype(np.float64))
@@ -156,7 +156,10 @@ def _common_prefix(
     safe = np.where(ok, starts, 0)
     ok &= arr[safe] == 0x09
     ok &= arr[np.minimum(safe + 9, size - 1)] == 0x10
-    head = arr[np.minimum(safe[:, None] + np.arange(1, 9), size - 1)]
+    if size >= 9:  # the 8 bytes after each 0x09, without an n-by-8 index array
+        head = sliding_window_view(arr, 8)[np.minimum(safe + 1, size - 8)]
+    else:
+        head = arr[np.minimum(safe[:, None] + np.arange(1, 9), size - 1)]
     walls = head.view("<f8").reshape(-1)
     # The step varint, one byte position at a time over the records still unfinished.
     at = np.minimum(safe + _WALL_STEP_PREFIX, size - 1)

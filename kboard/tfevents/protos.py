@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from tensorboard.compat.proto import (
     event_pb2,
     summary_pb2,
@@ -167,6 +166,8 @@ def encode_png(pixels: np.ndarray) -> bytes:
     if pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
     buffer = io.BytesIO()
+    from PIL import Image  # on first use: the reader and the server need not import it
+
     Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="PNG")
     return buffer.getvalue()
 

@@ -25,6 +25,7 @@ import {
   setChosenColors,
 } from './util.js';
 import { startLive } from './live.js';
+import { watchLoading } from './loading.js';
 
 const TAB_IDS = ['scalars', 'images', 'histograms', 'distributions', 'text', 'model', 'hparams'];
 
@@ -522,6 +523,7 @@ async function start() {
   }
   activateTab(state.tab);
   writeURL(); // normalise what was typed in the address bar
+  watchLoading();
   try {
     await loadRuns();
     notifyData();

@@ -21,6 +21,51 @@ export const PLOT_CONFIG = {
 /** What a chart's note says when Plotly is missing. */
 export const NO_PLOTLY = 'Plotly did not load; charts cannot be drawn.';
 
+/** Wait for a script element to load; true when it did. */
+function scriptLoaded(script) {
+  return new Promise((resolve) => {
+    script.addEventListener('load', () => resolve(true), { once: true });
+    script.addEventListener('error', () => resolve(false), { once: true });
+  });
+}
+
+let plotlyLoad = null;
+
+/**
+ * Plotly, once the page's async bundle has run (null when it failed to load). Charts await
+ * it, so the data they need is asked for while Plotly still loads.
+ */
+export function plotlyReady() {
+  if (window.Plotly) return Promise.resolve(window.Plotly);
+  if (!plotlyLoad) {
+    const script = document.getElementById('kb-plotly');
+    plotlyLoad = script
+      ? scriptLoaded(script).then(() => window.Plotly || null)
+      : Promise.resolve(null);
+  }
+  return plotlyLoad;
+}
+
+let fullPlotly = null;
+
+/**
+ * The full Plotly bundle, for a tab whose traces the partial one lacks (parcoords, say):
+ * loaded once, on first use; it replaces window.Plotly and draws what the partial one did.
+ */
+export function loadFullPlotly() {
+  if (!fullPlotly) {
+    const src = document.getElementById('kb-plotly')?.dataset.full;
+    fullPlotly = plotlyReady().then(() => {
+      if (!src) return window.Plotly || null;
+      const script = document.createElement('script');
+      script.src = src;
+      document.head.append(script);
+      return scriptLoaded(script).then(() => window.Plotly || null);
+    });
+  }
+  return fullPlotly;
+}
+
 /** The style of every chart axis. */
 export function axisStyle(extra = {}) {
   return {
@@ -169,7 +214,7 @@ export class HistogramCard {
       return;
     }
     if (!this.data) return;
-    if (!window.Plotly) {
+    if (!(await plotlyReady())) {
       this.note.textContent = NO_PLOTLY;
       return;
     }

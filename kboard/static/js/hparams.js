@@ -9,7 +9,14 @@
 // Names are text in the DOM and escaped for Plotly (its labels and hovers are HTML).
 
 import { app, defineState, registerTab, spec } from './app.js';
-import { NO_PLOTLY, PLOT_CONFIG, axisStyle, axisTitle, baseLayout } from './charts.js';
+import {
+  NO_PLOTLY,
+  PLOT_CONFIG,
+  axisStyle,
+  axisTitle,
+  baseLayout,
+  loadFullPlotly,
+} from './charts.js';
 import {
   codeBlock,
   debounce,
@@ -772,7 +779,8 @@ function bindClick(div) {
 
 const load = async () => {
   try {
-    table = await fetchJSON('api/runs_table');
+    // parcoords and splom are not in the partial bundle the page loads first
+    [table] = await Promise.all([fetchJSON('api/runs_table'), loadFullPlotly()]);
   } catch (err) {
     parts.content.hidden = true;
     parts.empty.hidden = false;

@@ -17,6 +17,7 @@ import {
   axisTitle,
   baseLayout,
   NO_PLOTLY,
+  plotlyReady,
   PLOT_CONFIG,
   withAlpha,
 } from './charts.js';
@@ -593,7 +594,7 @@ function groupFigure(card, state) {
 }
 
 async function draw(card) {
-  if (!window.Plotly) {
+  if (!(await plotlyReady())) {
     card.note.textContent = NO_PLOTLY;
     return;
   }
