@@ -100,3 +100,67 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# -- Many runs (1,000 runs x 10 tags x 1,000 steps): the run selector and the first chart ------
+
+FIRST_DRAWN = """() => {
+  const plot = document.querySelector('.kb-card[data-state="ready"] .js-plotly-plot');
+  return plot && plot.data && plot.data.length ? performance.now() : false;
+}"""
+# Type a filter, then select none and select all, timing each until the page shows it.
+SELECTOR = """async ([filter, expected]) => {
+  const frame = () => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+  const until = async (test) => {
+    const deadline = performance.now() + 60000;
+    while (!test()) {
+      if (performance.now() > deadline) throw new Error('timed out: ' + test);
+      await frame();
+    }
+    return performance.now();
+  };
+  const count = () => document.getElementById('kb-run-count').textContent.replace(/,/g, '');
+  const input = document.getElementById('kb-run-filter');
+  const out = {rows: document.querySelectorAll('#kb-run-list li').length};
+  let t = performance.now();
+  input.value = filter;
+  input.dispatchEvent(new Event('input', {bubbles: true}));
+  out.filter_ms = (await until(() => count().startsWith(`${expected} of`))) - t;
+  input.value = '';
+  input.dispatchEvent(new Event('input', {bubbles: true}));
+  await until(() => !count().includes(' of ') && location.search.indexOf('runs=') < 0);
+  const checked = () => document.querySelectorAll('#kb-run-list input:checked').length;
+  t = performance.now();
+  document.getElementById('kb-runs-none').click();
+  out.none_list_ms = (await until(() => checked() === 0)) - t;
+  await until(() => !document.querySelector('.kb-card[data-state="ready"]') ||
+    document.querySelector('#panel-scalars .kb-empty:not([hidden])'));
+  await new Promise((r) => setTimeout(r, 300)); // the URL is written 120 ms after a change
+  out.none_url_chars = location.href.length;
+  const before = new Set([...document.querySelectorAll('.js-plotly-plot')].map((p) => p.data));
+  const drawn = () => [...document.querySelectorAll('.kb-card[data-state="ready"]')]
+    .map((c) => c.querySelector('.js-plotly-plot'))
+    .find((p) => p && p.offsetParent && p.data && p.data.length && !before.has(p.data));
+  t = performance.now();
+  document.getElementById('kb-runs-all').click();
+  const rows = document.querySelectorAll('#kb-run-list input').length;
+  out.all_list_ms = (await until(() => checked() === rows)) - t;
+  out.all_chart_ms = (await until(drawn)) - t;
+  const plot = drawn();
+  out.traces = plot.data.length;
+  t = performance.now();
+  await Plotly.relayout(plot, {'xaxis.range': [100, 300]});
+  out.zoom_relayout_ms = performance.now() - t;
+  out.dom_nodes = document.getElementsByTagName('*').length;
+  return out;
+}"""
+
+
+def many_runs_measure(page, base: str, runs: int) -> dict[str, float]:
+    """Load the page once and time the first chart, a run filter, select none and select all."""
+    page.goto(base)
+    first = page.wait_for_function(FIRST_DRAWN, timeout=120_000).json_value()
+    filter_text = "run_01"
+    expected = sum(1 for i in range(runs) if filter_text in f"run_{i:03d}")
+    result = page.evaluate(SELECTOR, [filter_text, expected])
+    return {"first_chart_ms": first, **result}

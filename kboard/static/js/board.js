@@ -6,7 +6,7 @@
 //
 // createBoard({kind, closedKey, emptyTitle, emptyLines, gridClass, makeCard, ...}) returns
 // the hooks for registerTab (init, show, hide, onData, onState) and a few for the tab itself
-// (redraw, refetch, reload, cards, runsWithTag); registerBoard(id, board, ...) makes it a tab.
+// (redraw, refetch, reload, cards, runsWithTag, tagRunCount); registerBoard(id, board, ...) makes it a tab.
 // kind picks /api/tags/<kind>; closedKey is a list state key for the collapsed groups.
 // makeCard(run, tag, info) returns {root, watch?, load(), redraw?(), destroy?(),
 // setInfo?(info)}: root goes into the grid, watch (default root) is observed for visibility
@@ -190,6 +190,13 @@ export function createBoard(options) {
     if (entry.card.destroy) entry.card.destroy();
   }
 
+  /** How many runs, selected or not, have this tag. */
+  function tagRunCount(tag) {
+    let count = 0;
+    for (const tags of Object.values(tagsByRun)) if (tags[tag]) count += 1;
+    return count;
+  }
+
   /** The selected runs that have this tag. */
   function runsWithTag(tag) {
     return app.selectedRuns().filter((run) => tagsByRun[run] && tagsByRun[run][tag]);
@@ -343,6 +350,7 @@ export function createBoard(options) {
       return [...entries.values()].map((entry) => entry.card);
     },
     runsWithTag,
+    tagRunCount,
     init(context) {
       dom.summary = el('span', { class: 'kb-muted' });
       const expandAll = el('button', { type: 'button', text: 'Expand all' });

@@ -50,8 +50,16 @@ defineState('y', spec.choice('linear', ['linear', 'log']));
 defineState('outliers', spec.bool(true));
 defineState('earlier', spec.bool(false)); // draw the attempts restarted runs replaced
 defineState('closed', spec.list()); // collapsed tag groups
+defineState('allruns', spec.bool(false)); // draw every selected run, past DRAWN_RUNS
 
 const ZOOMED_POINTS = 5000;
+// Many runs: a chart draws the first DRAWN_RUNS selected runs (by name) unless asked for all,
+// within CHART_POINTS points (ZOOMED_CHART_POINTS once zoomed); past GL_RUNS runs it draws
+// one WebGL line a run (no faint raw line) and hovers the nearest run only.
+const DRAWN_RUNS = 50;
+const GL_RUNS = 100;
+const CHART_POINTS = 60_000;
+const ZOOMED_CHART_POINTS = 200_000;
 const NONFINITE_Y = { NaN: 0.97, Infinity: 0.97, '-Infinity': 0.03 };
 const NONFINITE_SYMBOL = { NaN: 'x', Infinity: 'triangle-up', '-Infinity': 'triangle-down' };
 
@@ -192,14 +200,17 @@ class ScalarCard {
     }
     this.plot = el('div', { class: 'kb-plot' });
     this.note = el('p', { class: 'kb-card-note' });
+    this.drawAll = el('button', { type: 'button', class: 'kb-link-button', hidden: true });
+    this.drawAll.addEventListener('click', () => app.setState({ allruns: !app.state.allruns }));
     this.root = el(
       'article',
       { class: 'kb-card' },
       el('header', { class: 'kb-card-head' }, this.title, this.csv, this.json, this.expand),
       this.plot,
-      this.note,
+      el('div', { class: 'kb-card-notes' }, this.note, this.drawAll),
     );
     this.root.dataset.state = 'empty';
+    this.capped = 0; // selected runs with this tag that are not drawn (DRAWN_RUNS)
   }
 
   setInfo(info) {
@@ -238,24 +249,33 @@ class ScalarCard {
     const seq = ++this.seq;
     await groupingReady();
     if (seq !== this.seq) return;
-    const runs = board.runsWithTag(this.tag);
-    this.setExportRuns(runs);
+    const withTag = board.runsWithTag(this.tag);
+    this.setExportRuns(withTag);
     const zoom = this.zoom;
-    const groupParams = groupQuery(this.tag, runs);
+    const groupParams = groupQuery(this.tag, withTag);
     const xMode = groupParams ? 'step' : app.state.x;
+    const capped = !groupParams && !app.state.allruns && withTag.length > DRAWN_RUNS;
+    const runs = capped ? withTag.slice(0, DRAWN_RUNS) : withTag;
+    const drawn = new Set(runs);
     try {
       let series = [];
       let groups = null;
       if (runs.length) {
         const width = this.plot.clientWidth || 500;
         const params = new URLSearchParams({ tag: this.tag });
-        for (const run of runs) params.append('run', run);
+        // Every run with the tag goes without naming them (a thousand names make a long URL).
+        if (runs.length < board.tagRunCount(this.tag)) {
+          for (const run of runs) params.append('run', run);
+        }
         // Two points (a bucket's min and max) per pixel for one run, fewer per run when many
-        // overlap (keeps a 50-run chart light); more once zoomed, where the server sends
-        // every point of a range that fits.
-        const perRun = (width * 2) / Math.sqrt(Math.max(1, runs.length));
-        const budget = Math.max(300, Math.min(4000, Math.round(perRun)));
-        params.set('points', String(zoom ? Math.max(budget, ZOOMED_POINTS) : budget));
+        // overlap (keeps a 50-run chart light), within CHART_POINTS for the chart; more once
+        // zoomed, where the server sends every point of a range that fits.
+        const n = Math.max(1, runs.length);
+        const perRun = (width * 2) / Math.sqrt(n);
+        let budget = Math.max(300, Math.min(4000, Math.round(perRun)));
+        budget = Math.min(budget, Math.max(40, Math.floor(CHART_POINTS / n)));
+        const zoomed = Math.min(ZOOMED_POINTS, Math.floor(ZOOMED_CHART_POINTS / n));
+        params.set('points', String(zoom ? Math.max(budget, zoomed) : budget));
         params.set('x', xMode);
         if (app.state.earlier) params.set('overwritten', '1');
         if (zoom) {
@@ -273,7 +293,7 @@ class ScalarCard {
           fetchJSON(`api/scalars?${params}`),
           groupParams && fetchJSON(`api/scalars/groups?${groupParams}`),
         ]);
-        series = data.series;
+        series = data.series.filter((s) => drawn.has(s.run));
         groups = groupData ? groupData.groups : null;
       }
       if (seq !== this.seq) return;
@@ -281,6 +301,8 @@ class ScalarCard {
       this.groups = groups;
       this.xMode = xMode;
       this.fetchedZoom = zoom;
+      this.capped = withTag.length - runs.length;
+      this.selectedWithTag = withTag.length;
       this.error = null;
     } catch (err) {
       if (seq !== this.seq) return;
@@ -403,6 +425,7 @@ function buildFigure(card) {
   }
   const grouped = groupFigure(card, state);
   forRange.push(...grouped.values);
+  const many = card.series.length > GL_RUNS && glAvailable();
   for (const g of card.groups || []) {
     total += g.total;
     shown += g.steps.length;
@@ -433,21 +456,23 @@ function buildFigure(card) {
       shown += attempt.count;
       if (attempt.downsampled) downsampled += 1;
     }
+    if (!many) {
+      traces.push({
+        type: 'scatter',
+        mode: single ? 'markers' : 'lines',
+        name,
+        x,
+        y: rawY,
+        line: { color, width: 1 },
+        marker: { color, size: 5 },
+        opacity: 0.25,
+        hoverinfo: 'skip',
+        showlegend: false,
+        meta: { run: s.run, kind: 'raw' },
+      });
+    }
     traces.push({
-      type: 'scatter',
-      mode: single ? 'markers' : 'lines',
-      name,
-      x,
-      y: rawY,
-      line: { color, width: 1 },
-      marker: { color, size: 5 },
-      opacity: 0.25,
-      hoverinfo: 'skip',
-      showlegend: false,
-      meta: { run: s.run, kind: 'raw' },
-    });
-    traces.push({
-      type: 'scatter',
+      type: many ? 'scattergl' : 'scatter',
       mode: single ? 'markers' : 'lines',
       name,
       x,
@@ -509,7 +534,7 @@ function buildFigure(card) {
   const layout = baseLayout({
     uirevision: `${card.tag}|${state.x}|${card.relUnit.label}|${card.xRevision}`,
     shapes,
-    hovermode: 'x unified',
+    hovermode: many ? 'closest' : 'x unified',
     hoverlabel: { bgcolor: 'rgba(255,255,255,0.95)', bordercolor: '#c9ced6', font: { size: 11 } },
     dragmode: 'zoom',
     xaxis: axisStyle({
@@ -551,6 +576,14 @@ function buildFigure(card) {
     notes.push(`${plural(nonFiniteCount, 'NaN/Infinity value')} marked at the chart's edge.`);
   }
   if (card.groups && state.x !== app.state.x) notes.push('Grouped runs are drawn against step.');
+  if (card.capped) {
+    notes.push(
+      `The first ${plural(card.series.length, 'run')} (by name) of ` +
+        `${card.selectedWithTag.toLocaleString()} selected are drawn.`,
+    );
+  } else if (many) {
+    notes.push(`${plural(card.series.length, 'run')} drawn with WebGL; hover shows one run.`);
+  }
   return { traces: [...earlier, ...grouped.traces, ...traces], layout, note: notes.join(' ') };
 }
 
@@ -612,11 +645,30 @@ async function draw(card) {
     card.root.dataset.state = 'ready';
     card.note.textContent = note;
   }
+  const uncapped = app.state.allruns && card.series.length > DRAWN_RUNS;
+  card.drawAll.hidden = !card.capped && !uncapped;
+  card.drawAll.textContent = card.capped
+    ? `Draw all ${card.selectedWithTag.toLocaleString()}`
+    : `Draw the first ${DRAWN_RUNS} only`;
   await window.Plotly.react(card.plot, traces, layout, PLOT_CONFIG);
   if (!card.plotted) {
     card.plotted = true;
     card.plot.on('plotly_relayout', (event) => onRelayout(card, event));
   }
+}
+
+let hasGL = null;
+
+/** Whether the Plotly bundle has WebGL lines (a partial bundle may leave them out). */
+function glAvailable() {
+  if (hasGL === null) {
+    try {
+      hasGL = Boolean(window.Plotly.PlotSchema.get().traces.scattergl);
+    } catch {
+      hasGL = false;
+    }
+  }
+  return hasGL;
 }
 
 let redrawPending = false;
@@ -802,7 +854,7 @@ registerBoard('scalars', board, {
   // After the board's own: it lays out the cards, and refetches them all when runs change.
   onState(keys) {
     if (keys.has('group')) regroup();
-    if (keys.has('group') || keys.has('x')) {
+    if (keys.has('group') || keys.has('x') || keys.has('allruns')) {
       refetchFromScratch();
     } else if (keys.has('earlier') && app.state.earlier) {
       for (const card of board.cards()) card.yRevision += 1;
