@@ -400,7 +400,7 @@ export function createBoard(options) {
       return refresh();
     },
     onState(keys) {
-      const runs = keys.has('runs') || keys.has('off');
+      const runs = ['runs', 'sel', 'off', 'on'].some((key) => keys.has(key));
       if (runs || keys.has('tags') || keys.has(closedKey)) render();
       if (runs && byTag) markAllStale(); // a card shows every selected run with its tag
       if (keys.has('colors')) {

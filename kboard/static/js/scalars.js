@@ -157,6 +157,7 @@ class ScalarCard {
   constructor(tag, info) {
     this.tag = tag;
     this.seq = 0; // fetch sequence: responses to older fetches are dropped
+    this.fetchKey = null; // the query (less its runs) the series came from
     this.series = null;
     this.groups = null; // /api/scalars/groups while runs are grouped
     this.xMode = app.state.x; // step while grouped: groups are aligned by step
@@ -256,17 +257,13 @@ class ScalarCard {
     const xMode = groupParams ? 'step' : app.state.x;
     const capped = !groupParams && !app.state.allruns && withTag.length > DRAWN_RUNS;
     const runs = capped ? withTag.slice(0, DRAWN_RUNS) : withTag;
-    const drawn = new Set(runs);
+    let fetchKey = null;
     try {
       let series = [];
       let groups = null;
       if (runs.length) {
         const width = this.plot.clientWidth || 500;
         const params = new URLSearchParams({ tag: this.tag });
-        // Every run with the tag goes without naming them (a thousand names make a long URL).
-        if (runs.length < board.tagRunCount(this.tag)) {
-          for (const run of runs) params.append('run', run);
-        }
         // Two points (a bucket's min and max) per pixel for one run, fewer per run when many
         // overlap (keeps a 50-run chart light), within CHART_POINTS for the chart; more once
         // zoomed, where the server sends every point of a range that fits.
@@ -289,11 +286,27 @@ class ScalarCard {
             if (params.has(key)) groupParams.set(key, params.get(key));
           }
         }
+        // Asked the same way as last time (a live update, more runs): only the runs whose
+        // series changed since, by their versions, come again.
+        fetchKey = groupParams ? null : params.toString();
+        let need = runs;
+        const have = new Map();
+        if (fetchKey && fetchKey === this.fetchKey && this.series) {
+          const query = new URLSearchParams({ tag: this.tag });
+          const { versions } = await fetchJSON(`api/scalars/versions?${query}`);
+          for (const s of this.series) if (s.version === versions[s.run]) have.set(s.run, s);
+          need = runs.filter((run) => !have.has(run));
+        }
+        // Every run with the tag goes without naming them (a thousand names make a long URL).
+        if (need.length < board.tagRunCount(this.tag)) {
+          for (const run of need) params.append('run', run);
+        }
         const [data, groupData] = await Promise.all([
-          fetchJSON(`api/scalars?${params}`),
+          need.length ? fetchJSON(`api/scalars?${params}`) : { series: [] },
           groupParams && fetchJSON(`api/scalars/groups?${groupParams}`),
         ]);
-        series = data.series.filter((s) => drawn.has(s.run));
+        const fresh = new Map(data.series.map((s) => [s.run, s]));
+        series = runs.map((run) => fresh.get(run) || have.get(run)).filter(Boolean);
         groups = groupData ? groupData.groups : null;
       }
       if (seq !== this.seq) return;
@@ -301,6 +314,7 @@ class ScalarCard {
       this.groups = groups;
       this.xMode = xMode;
       this.fetchedZoom = zoom;
+      this.fetchKey = fetchKey;
       this.capped = withTag.length - runs.length;
       this.selectedWithTag = withTag.length;
       this.error = null;
