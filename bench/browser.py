@@ -6,6 +6,10 @@ navigation start to the first chart drawn with every run, to all visible charts 
 from a zoom to the redrawn chart at full resolution for the new range.
 
     python -m bench.browser [--runs 50 --tags 20 --steps 10000] [--logdir DIR]
+
+With ``--many-runs`` (1,000 runs x 10 tags x 1,000 steps unless given) it times instead the
+first chart drawn, a run filter typed, select none and select all in the run selector, and
+reports the run list's rows in the DOM and the URL's length with no run selected.
 """
 
 from __future__ import annotations
@@ -53,11 +57,16 @@ ZOOM = """async () => {
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--tags", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--runs", type=int)
+    parser.add_argument("--tags", type=int)
+    parser.add_argument("--steps", type=int)
     parser.add_argument("--logdir")
+    parser.add_argument("--many-runs", action="store_true", help="time the run selector")
     args = parser.parse_args(argv)
+    sizes = (1000, 10, 1000) if args.many_runs else (50, 20, 10_000)
+    for name, default in zip(("runs", "tags", "steps"), sizes, strict=True):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     from playwright.sync_api import sync_playwright
 
     logdir = args.logdir or tempfile.mkdtemp(prefix="kboard-browser-bench-")
@@ -80,6 +89,10 @@ def main(argv: list[str] | None = None) -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 900})
+            if args.many_runs:
+                report_many_runs([many_runs_measure(page, base, args.runs) for _ in range(3)])
+                browser.close()
+                return
             results = []
             for attempt in range(3):  # the first load also warms Chromium's caches
                 page.goto(base)
@@ -154,6 +167,13 @@ SELECTOR = """async ([filter, expected]) => {
   out.dom_nodes = document.getElementsByTagName('*').length;
   return out;
 }"""
+
+
+def report_many_runs(results: list[dict[str, float]]) -> None:
+    """Print the median of each figure over the page loads."""
+    print("many runs, Chromium headless, median of 3 page loads:")
+    for key in results[0]:
+        print(f"  {key}: {sorted(r[key] for r in results)[len(results) // 2]:.0f}")
 
 
 def many_runs_measure(page, base: str, runs: int) -> dict[str, float]:

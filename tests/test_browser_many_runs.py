@@ -142,7 +142,10 @@ def test_charts_draw_fifty_runs_until_asked_for_all(page, base: str) -> None:
     drawn = chart_runs(page, "loss", 50)
     assert sorted({run for run, _ in drawn}) == RUNS[:50]
     card = page.locator('.kb-card[data-tag="loss"]')
-    assert "first 50 runs (by name) of 300 selected" in card.locator(".kb-card-note").inner_text()
+    note = card.locator(".kb-card-note").inner_text()
+    assert "first 50 runs (by name) of 300 selected" in note
+    assert "Unsmoothed lines are left out past 20 runs" in note
+    assert len(drawn) == 50  # one line a run
     card.get_by_role("button", name="Draw all 300").click()
     drawn = chart_runs(page, "loss", 300)
     assert {kind for _, kind in drawn} == {"scattergl"}  # one WebGL line a run

@@ -324,8 +324,12 @@ export function createBoard(options) {
     for (const entry of entries.values()) schedule(entry);
   }
 
+  let prefetched = null; // the tags asked for at start, alongside the runs
+
   const refresh = coalesce(async () => {
-    const data = await fetchJSON(`api/tags/${kind}`);
+    const ask = () => fetchJSON(`api/tags/${kind}`);
+    const data = await (prefetched ? prefetched.catch(ask) : ask());
+    prefetched = null;
     tagsByRun = data.tags || {};
     tagsLoaded = true;
     render();
@@ -351,6 +355,11 @@ export function createBoard(options) {
     },
     runsWithTag,
     tagRunCount,
+    /** Ask for the tags now, while the runs load (the first refresh takes the answer). */
+    prefetch() {
+      prefetched = fetchJSON(`api/tags/${kind}`);
+      prefetched.catch(() => {});
+    },
     init(context) {
       dom.summary = el('span', { class: 'kb-muted' });
       const expandAll = el('button', { type: 'button', text: 'Expand all' });
@@ -424,6 +433,7 @@ export function registerBoard(id, board, { init, bindSettings, onState } = {}) {
     id,
     init(context) {
       if (init) init(context);
+      if (app.state.tab === id) board.prefetch();
       board.init(context);
       if (bindSettings) syncSettings = bindSettings();
     },

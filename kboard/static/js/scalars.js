@@ -54,9 +54,10 @@ defineState('allruns', spec.bool(false)); // draw every selected run, past DRAWN
 
 const ZOOMED_POINTS = 5000;
 // Many runs: a chart draws the first DRAWN_RUNS selected runs (by name) unless asked for all,
-// within CHART_POINTS points (ZOOMED_CHART_POINTS once zoomed); past GL_RUNS runs it draws
-// one WebGL line a run (no faint raw line) and hovers the nearest run only.
+// within CHART_POINTS points (ZOOMED_CHART_POINTS once zoomed); past RAW_RUNS runs only the
+// smoothed lines (half the traces); past GL_RUNS runs WebGL lines, hovering the nearest run.
 const DRAWN_RUNS = 50;
+const RAW_RUNS = 20; // past it, no faint unsmoothed line under each smoothed one
 const GL_RUNS = 100;
 const CHART_POINTS = 60_000;
 const ZOOMED_CHART_POINTS = 200_000;
@@ -269,7 +270,8 @@ class ScalarCard {
         // zoomed, where the server sends every point of a range that fits.
         const n = Math.max(1, runs.length);
         const perRun = (width * 2) / Math.sqrt(n);
-        let budget = Math.max(300, Math.min(4000, Math.round(perRun)));
+        const floor = n > RAW_RUNS ? 100 : 300;
+        let budget = Math.max(floor, Math.min(4000, Math.round(perRun)));
         budget = Math.min(budget, Math.max(40, Math.floor(CHART_POINTS / n)));
         const zoomed = Math.min(ZOOMED_POINTS, Math.floor(ZOOMED_CHART_POINTS / n));
         params.set('points', String(zoom ? Math.max(budget, zoomed) : budget));
@@ -440,6 +442,7 @@ function buildFigure(card) {
   const grouped = groupFigure(card, state);
   forRange.push(...grouped.values);
   const many = card.series.length > GL_RUNS && glAvailable();
+  const faintRaw = card.series.length <= RAW_RUNS; // with no smoothing, the line is raw
   for (const g of card.groups || []) {
     total += g.total;
     shown += g.steps.length;
@@ -470,7 +473,7 @@ function buildFigure(card) {
       shown += attempt.count;
       if (attempt.downsampled) downsampled += 1;
     }
-    if (!many) {
+    if (faintRaw && !many) {
       traces.push({
         type: 'scatter',
         mode: single ? 'markers' : 'lines',
@@ -590,6 +593,7 @@ function buildFigure(card) {
     notes.push(`${plural(nonFiniteCount, 'NaN/Infinity value')} marked at the chart's edge.`);
   }
   if (card.groups && state.x !== app.state.x) notes.push('Grouped runs are drawn against step.');
+  if (!faintRaw && state.smooth > 0) notes.push(`Unsmoothed lines are left out past ${RAW_RUNS} runs.`);
   if (card.capped) {
     notes.push(
       `The first ${plural(card.series.length, 'run')} (by name) of ` +
