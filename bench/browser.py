@@ -111,10 +111,6 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  zoom to a 200-step range redrawn at full resolution: {zoom:.0f} ms")
 
 
-if __name__ == "__main__":
-    main()
-
-
 # -- Many runs (1,000 runs x 10 tags x 1,000 steps): the run selector and the first chart ------
 
 FIRST_DRAWN = """() => {
@@ -173,7 +169,9 @@ def report_many_runs(results: list[dict[str, float]]) -> None:
     """Print the median of each figure over the page loads."""
     print("many runs, Chromium headless, median of 3 page loads:")
     for key in results[0]:
-        print(f"  {key}: {sorted(r[key] for r in results)[len(results) // 2]:.0f}")
+        values = [r[key] for r in results]
+        each = ", ".join(f"{v:.0f}" for v in values)
+        print(f"  {key}: {sorted(values)[len(values) // 2]:.0f} (each: {each})")
 
 
 def many_runs_measure(page, base: str, runs: int) -> dict[str, float]:
@@ -184,3 +182,7 @@ def many_runs_measure(page, base: str, runs: int) -> dict[str, float]:
     expected = sum(1 for i in range(runs) if filter_text in f"run_{i:03d}")
     result = page.evaluate(SELECTOR, [filter_text, expected])
     return {"first_chart_ms": first, **result}
+
+
+if __name__ == "__main__":
+    main()

@@ -135,6 +135,10 @@ def test_selector_by_keyboard_and_scrolling(page, base: str) -> None:
     page.locator("#kb-run-list").evaluate("l => { l.scrollTop = l.scrollHeight / 2; }")
     page.wait_for_function(f"() => ({ROWS})().includes('run_150')")
     assert len(page.evaluate(ROWS)) < 80
+    # A button acts on the filter as typed, before the filter applies by itself.
+    page.locator("#kb-run-filter").fill("run_02")
+    page.locator("#kb-runs-only").click()
+    wait_for_url(page, "return q.get('sel') === 'run_02' && q.get('runs') === 'run_02';")
 
 
 def test_charts_draw_fifty_runs_until_asked_for_all(page, base: str) -> None:

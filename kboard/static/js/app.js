@@ -639,9 +639,18 @@ async function start() {
   // The list follows the typed filter at once; the charts once typing pauses.
   bindFilter('kb-run-filter', 'kb-run-filter-error', 'runs', (typed) => renderRuns(typed));
   bindFilter('kb-tag-filter', 'kb-tag-filter-error', 'tags');
-  document.getElementById('kb-runs-all').addEventListener('click', () => selectAll(true));
-  document.getElementById('kb-runs-none').addEventListener('click', () => selectAll(false));
-  document.getElementById('kb-runs-only').addEventListener('click', selectOnlyMatching);
+  // The buttons act on the runs the list shows: the filter as typed, even before it applies.
+  const buttons = {
+    'kb-runs-all': () => selectAll(true),
+    'kb-runs-none': () => selectAll(false),
+    'kb-runs-only': selectOnlyMatching,
+  };
+  for (const [id, select] of Object.entries(buttons)) {
+    document.getElementById(id).addEventListener('click', () => {
+      setState({ runs: document.getElementById('kb-run-filter').value });
+      select();
+    });
+  }
   bindRunList();
   bindColorPicker();
   stateListeners.add((changed) => {
