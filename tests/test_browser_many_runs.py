@@ -84,11 +84,14 @@ def test_selector_keeps_a_short_dom_and_a_short_url(page, base: str) -> None:
     page.locator("#kb-run-count", has_text="300").wait_for()
     rows = page.evaluate(ROWS)
     assert rows[0] == "run_000" and len(rows) < 80  # only what is in view, not 300 rows
+    swatch = page.locator('.kb-run[data-run="run_012"] .kb-swatch')
+    colour = swatch.evaluate("s => s.style.background")
     # The list follows the typed filter at once; its count says how many pass.
     page.locator("#kb-run-filter").fill("run_01")
     page.locator("#kb-run-count", has_text="10 of 300").wait_for()
     assert page.evaluate(ROWS) == MATCHING
     wait_for_url(page, "return q.get('runs') === 'run_01';")
+    assert swatch.evaluate("s => s.style.background") == colour  # filtering keeps colours
     # Select none, then "Only these": exactly the filtered runs, stored as one regex.
     page.locator("#kb-runs-none").click()
     page.wait_for_function(f"() => ({TICKED})().length === 0")
