@@ -3,6 +3,8 @@ only these, keys, a short URL) and SCALARS drawing a few runs by default, all on
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -214,3 +216,18 @@ def test_a_live_update_refetches_only_the_run_that_changed(page, base: str, many
     )
     loss = [parse_qs(urlsplit(url).query) for url in asked if "tag=loss" in url]
     assert loss and all(q["run"] == ["run_003"] for q in loss)
+
+
+def test_the_many_runs_benchmark_runs(browser, tmp_path: Path) -> None:
+    """``python -m bench.browser --many-runs`` at a tiny size, so it keeps working."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.browser", "--many-runs", "--runs", "12", "--tags", "2"]
+        + ["--steps", "5", "--logdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for figure in ("first_chart_ms", "filter_ms", "all_chart_ms", "none_url_chars"):
+        assert f"  {figure}: " in result.stdout, result.stdout
