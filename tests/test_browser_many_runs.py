@@ -30,7 +30,7 @@ CHART_RUNS = """tag => {
   const card = [...document.querySelectorAll('.kb-card')].find(c => c.dataset.tag === tag);
   const plot = card && card.querySelector('.js-plotly-plot');
   if (!plot || !plot.data || card.dataset.loading) return null;
-  return plot.data.map(t => [t.meta.run, t.type]);
+  return plot.data.flatMap(t => (t.meta.runs || [t.meta.run]).map(r => [r, t.meta.kind]));
 }"""
 
 
@@ -157,9 +157,12 @@ def test_charts_draw_fifty_runs_until_asked_for_all(page, base: str) -> None:
     assert len(drawn) == 50  # one line a run
     card.get_by_role("button", name="Draw all 300").click()
     drawn = chart_runs(page, "loss", 300)
-    assert {kind for _, kind in drawn} == {"scattergl"}  # one WebGL line a run
+    assert sorted(run for run, _ in drawn) == RUNS  # each run once, smoothed
+    assert {kind for _, kind in drawn} == {"smoothed"}
+    # The runs of one colour share a trace: a few traces, not 300.
+    assert card.locator(".js-plotly-plot").evaluate("p => p.data.length") <= 20
     assert query(page)["allruns"] == ["1"]
-    assert "300 runs drawn with WebGL" in card.locator(".kb-card-note").inner_text()
+    assert "300 runs drawn; hover shows the nearest." in card.locator(".kb-card-note").inner_text()
     card.get_by_role("button", name="Draw the first 50 only").click()
     chart_runs(page, "loss", 50)
 

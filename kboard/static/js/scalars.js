@@ -55,10 +55,11 @@ defineState('allruns', spec.bool(false)); // draw every selected run, past DRAWN
 const ZOOMED_POINTS = 5000;
 // Many runs: a chart draws the first DRAWN_RUNS selected runs (by name) unless asked for all,
 // within CHART_POINTS points (ZOOMED_CHART_POINTS once zoomed); past RAW_RUNS runs only the
-// smoothed lines (half the traces); past GL_RUNS runs WebGL lines, hovering the nearest run.
+// smoothed lines (half the traces); past MERGED_RUNS runs, the runs of one colour share one
+// trace (each run's line apart, between gaps), so a thousand runs draw as ~20 traces.
 const DRAWN_RUNS = 50;
 const RAW_RUNS = 20; // past it, no faint unsmoothed line under each smoothed one
-const GL_RUNS = 100;
+const MERGED_RUNS = 100;
 const CHART_POINTS = 60_000;
 const ZOOMED_CHART_POINTS = 200_000;
 const NONFINITE_Y = { NaN: 0.97, Infinity: 0.97, '-Infinity': 0.03 };
@@ -441,7 +442,7 @@ function buildFigure(card) {
   }
   const grouped = groupFigure(card, state);
   forRange.push(...grouped.values);
-  const many = card.series.length > GL_RUNS && glAvailable();
+  const merged = card.series.length > MERGED_RUNS ? new Map() : null; // colour -> trace
   const faintRaw = card.series.length <= RAW_RUNS; // with no smoothing, the line is raw
   for (const g of card.groups || []) {
     total += g.total;
@@ -473,7 +474,9 @@ function buildFigure(card) {
       shown += attempt.count;
       if (attempt.downsampled) downsampled += 1;
     }
-    if (faintRaw && !many) {
+    if (merged) {
+      mergeRun(merged, s, color, x, smoothY, raw, state);
+    } else if (faintRaw) {
       traces.push({
         type: 'scatter',
         mode: single ? 'markers' : 'lines',
@@ -488,22 +491,24 @@ function buildFigure(card) {
         meta: { run: s.run, kind: 'raw' },
       });
     }
-    traces.push({
-      type: many ? 'scattergl' : 'scatter',
-      mode: single ? 'markers' : 'lines',
-      name,
-      x,
-      y: smoothY,
-      customdata: raw.map(formatNumber),
-      line: { color, width: 1.75 },
-      marker: { color, size: 6 },
-      hovertemplate:
-        `${escapeTemplate(s.run)}: <b>%{y:.5g}</b>` +
-        (state.smooth > 0 ? ' <span style="color:#8a8f98">(raw %{customdata})</span>' : '') +
-        '<extra></extra>',
-      showlegend: false,
-      meta: { run: s.run, kind: 'smoothed' },
-    });
+    if (!merged) {
+      traces.push({
+        type: 'scatter',
+        mode: single ? 'markers' : 'lines',
+        name,
+        x,
+        y: smoothY,
+        customdata: raw.map(formatNumber),
+        line: { color, width: 1.75 },
+        marker: { color, size: 6 },
+        hovertemplate:
+          `${escapeTemplate(s.run)}: <b>%{y:.5g}</b>` +
+          (state.smooth > 0 ? ' <span style="color:#8a8f98">(raw %{customdata})</span>' : '') +
+          '<extra></extra>',
+        showlegend: false,
+        meta: { run: s.run, kind: 'smoothed' },
+      });
+    }
     const nx = [];
     const ny = [];
     const text = [];
@@ -551,7 +556,7 @@ function buildFigure(card) {
   const layout = baseLayout({
     uirevision: `${card.tag}|${state.x}|${card.relUnit.label}|${card.xRevision}`,
     shapes,
-    hovermode: many ? 'closest' : 'x unified',
+    hovermode: merged ? 'closest' : 'x unified',
     hoverlabel: { bgcolor: 'rgba(255,255,255,0.95)', bordercolor: '#c9ced6', font: { size: 11 } },
     dragmode: 'zoom',
     xaxis: axisStyle({
@@ -593,16 +598,19 @@ function buildFigure(card) {
     notes.push(`${plural(nonFiniteCount, 'NaN/Infinity value')} marked at the chart's edge.`);
   }
   if (card.groups && state.x !== app.state.x) notes.push('Grouped runs are drawn against step.');
-  if (!faintRaw && state.smooth > 0) notes.push(`Unsmoothed lines are left out past ${RAW_RUNS} runs.`);
+  if (!faintRaw && state.smooth > 0) {
+    notes.push(`Unsmoothed lines are left out past ${RAW_RUNS} runs.`);
+  }
   if (card.capped) {
     notes.push(
       `The first ${plural(card.series.length, 'run')} (by name) of ` +
         `${card.selectedWithTag.toLocaleString()} selected are drawn.`,
     );
-  } else if (many) {
-    notes.push(`${plural(card.series.length, 'run')} drawn with WebGL; hover shows one run.`);
+  } else if (merged) {
+    notes.push(`${plural(card.series.length, 'run')} drawn; hover shows the nearest.`);
   }
-  return { traces: [...earlier, ...grouped.traces, ...traces], layout, note: notes.join(' ') };
+  const all = [...earlier, ...grouped.traces, ...(merged ? merged.values() : []), ...traces];
+  return { traces: all, layout, note: notes.join(' ') };
 }
 
 /**
@@ -675,18 +683,41 @@ async function draw(card) {
   }
 }
 
-let hasGL = null;
-
-/** Whether the Plotly bundle has WebGL lines (a partial bundle may leave them out). */
-function glAvailable() {
-  if (hasGL === null) {
-    try {
-      hasGL = Boolean(window.Plotly.PlotSchema.get().traces.scattergl);
-    } catch {
-      hasGL = false;
-    }
+/**
+ * Add a run's smoothed line to the trace of its colour (made on first use): a gap (null)
+ * between runs, the run's name and raw value with each point for the hover.
+ */
+function mergeRun(merged, s, color, x, y, raw, state) {
+  let trace = merged.get(color);
+  if (!trace) {
+    trace = {
+      type: 'scatter',
+      mode: 'lines',
+      x: [],
+      y: [],
+      customdata: [],
+      line: { color, width: 1 },
+      hovertemplate:
+        '%{customdata[0]}: <b>%{y:.5g}</b>' +
+        (state.smooth > 0 ? ' <span style="color:#8a8f98">(raw %{customdata[1]})</span>' : '') +
+        '<extra></extra>',
+      showlegend: false,
+      meta: { runs: [], kind: 'smoothed' },
+    };
+    merged.set(color, trace);
   }
-  return hasGL;
+  if (trace.x.length) {
+    trace.x.push(null);
+    trace.y.push(null);
+    trace.customdata.push(['', '']);
+  }
+  const name = escapePlotly(s.run); // data, not template: only HTML needs escaping
+  for (let i = 0; i < x.length; i++) {
+    trace.x.push(x[i]);
+    trace.y.push(y[i]);
+    trace.customdata.push([name, formatNumber(raw[i])]);
+  }
+  trace.meta.runs.push(s.run);
 }
 
 let redrawPending = false;
