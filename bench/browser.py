@@ -12,6 +12,10 @@ TensorFlow/Keras and logged, from the data's arrival to the drawn SVG.
 
     python -m bench.browser [--runs 50 --tags 20 --steps 10000] [--logdir DIR]
     python -m bench.browser --graphs [--ops 10000 --layers 300]
+
+With ``--many-runs`` (1,000 runs x 10 tags x 1,000 steps unless given) it times instead the
+first chart drawn, a run filter typed, select none and select all in the run selector, and
+reports the run list's rows in the DOM and the URL's length with no run selected.
 """
 
 from __future__ import annotations
@@ -59,18 +63,23 @@ ZOOM = """async () => {
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--tags", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--runs", type=int)
+    parser.add_argument("--tags", type=int)
+    parser.add_argument("--steps", type=int)
     parser.add_argument("--logdir")
     parser.add_argument("--graphs", action="store_true", help="time the MODEL tab's graphs")
     parser.add_argument("--ops", type=int, default=10_000)
     parser.add_argument("--layers", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3, help="page loads of each kind")
+    parser.add_argument("--many-runs", action="store_true", help="time the run selector")
     args = parser.parse_args(argv)
     if args.graphs:
         graph_bench(args.ops, args.layers)
         return
+    sizes = (1000, 10, 1000) if args.many_runs else (50, 20, 10_000)
+    for name, default in zip(("runs", "tags", "steps"), sizes, strict=True):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     from playwright.sync_api import sync_playwright
 
     logdir = args.logdir or tempfile.mkdtemp(prefix="kboard-browser-bench-")
@@ -92,6 +101,12 @@ def main(argv: list[str] | None = None) -> None:
             time.sleep(0.1)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            if args.many_runs:
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                runs = [many_runs_measure(page, base, args.runs) for _ in range(args.repeat)]
+                report_many_runs(runs)
+                browser.close()
+                return
             fresh, cached = [], []
             for attempt in range(args.repeat):  # a first visit: nothing in the browser's cache
                 context = browser.new_context(viewport={"width": 1400, "height": 900})
@@ -233,6 +248,79 @@ def graph_bench(ops: int, layers: int) -> None:
             f"({at:,.0f} ms after navigation start); laid out again in {again_ms:,.0f} ms "
             "(the biggest box opened, or Expand all)"
         )
+
+
+# -- Many runs (1,000 runs x 10 tags x 1,000 steps): the run selector and the first chart ------
+
+FIRST_DRAWN = """() => {
+  const plot = document.querySelector('.kb-card[data-state="ready"] .js-plotly-plot');
+  return plot && plot.data && plot.data.length ? performance.now() : false;
+}"""
+# Type a filter, then select none and select all, timing each until the page shows it.
+SELECTOR = """async ([filter, expected]) => {
+  const frame = () => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+  const until = async (test) => {
+    const deadline = performance.now() + 60000;
+    while (!test()) {
+      if (performance.now() > deadline) throw new Error('timed out: ' + test);
+      await frame();
+    }
+    return performance.now();
+  };
+  const count = () => document.getElementById('kb-run-count').textContent.replace(/,/g, '');
+  const input = document.getElementById('kb-run-filter');
+  const out = {rows: document.querySelectorAll('#kb-run-list li').length};
+  let t = performance.now();
+  input.value = filter;
+  input.dispatchEvent(new Event('input', {bubbles: true}));
+  out.filter_ms = (await until(() => count().startsWith(`${expected} of`))) - t;
+  input.value = '';
+  input.dispatchEvent(new Event('input', {bubbles: true}));
+  await until(() => !count().includes(' of ') && location.search.indexOf('runs=') < 0);
+  const checked = () => document.querySelectorAll('#kb-run-list input:checked').length;
+  t = performance.now();
+  document.getElementById('kb-runs-none').click();
+  out.none_list_ms = (await until(() => checked() === 0)) - t;
+  await until(() => !document.querySelector('.kb-card[data-state="ready"]') ||
+    document.querySelector('#panel-scalars .kb-empty:not([hidden])'));
+  await new Promise((r) => setTimeout(r, 300)); // the URL is written 120 ms after a change
+  out.none_url_chars = location.href.length;
+  const before = new Set([...document.querySelectorAll('.js-plotly-plot')].map((p) => p.data));
+  const drawn = () => [...document.querySelectorAll('.kb-card[data-state="ready"]')]
+    .map((c) => c.querySelector('.js-plotly-plot'))
+    .find((p) => p && p.offsetParent && p.data && p.data.length && !before.has(p.data));
+  t = performance.now();
+  document.getElementById('kb-runs-all').click();
+  const rows = document.querySelectorAll('#kb-run-list input').length;
+  out.all_list_ms = (await until(() => checked() === rows)) - t;
+  out.all_chart_ms = (await until(drawn)) - t;
+  const plot = drawn();
+  out.traces = plot.data.length;
+  t = performance.now();
+  await Plotly.relayout(plot, {'xaxis.range': [100, 300]});
+  out.zoom_relayout_ms = performance.now() - t;
+  out.dom_nodes = document.getElementsByTagName('*').length;
+  return out;
+}"""
+
+
+def report_many_runs(results: list[dict[str, float]]) -> None:
+    """Print the median of each figure over the page loads."""
+    print("many runs, Chromium headless, median of 3 page loads:")
+    for key in results[0]:
+        values = [r[key] for r in results]
+        each = ", ".join(f"{v:.0f}" for v in values)
+        print(f"  {key}: {sorted(values)[len(values) // 2]:.0f} (each: {each})")
+
+
+def many_runs_measure(page, base: str, runs: int) -> dict[str, float]:
+    """Load the page once and time the first chart, a run filter, select none and select all."""
+    page.goto(base)
+    first = page.wait_for_function(FIRST_DRAWN, timeout=120_000).json_value()
+    filter_text = "run_01"
+    expected = sum(1 for i in range(runs) if filter_text in f"run_{i:03d}")
+    result = page.evaluate(SELECTOR, [filter_text, expected])
+    return {"first_chart_ms": first, **result}
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ provider knows nothing of HTTP. Its questions, in TensorBoard's ``data/provider.
 - **tags**: :meth:`~DataProvider.tags` for one :class:`~kboard.tfevents.events.Kind`,
   ``{run: {tag: TagInfo}}``;
 - **scalars**: every point (:meth:`~DataProvider.scalars`, :meth:`~DataProvider.iter_scalars`),
-  or a view of one tag across runs downsampled for a chart (:meth:`~DataProvider.scalar_view`);
+  or a view of one tag across runs downsampled for a chart (:meth:`~DataProvider.scalar_view`),
+  and what each run's series is at now (:meth:`~DataProvider.scalar_versions`, for refetching
+  only the runs that changed);
 - **samples** of the other kinds: raw (:meth:`~DataProvider.samples`,
   :meth:`~DataProvider.sample_counts`) or shaped for a tab (:meth:`~DataProvider.image_steps`,
   :meth:`~DataProvider.histogram_view`, :meth:`~DataProvider.text_view`,
@@ -294,10 +296,26 @@ class DataProvider:
                 continue
             view = self._downsampled(run, cols, x_mode, xmin, xmax, points)
             view["restarts"] = list(self._store.restart_steps(run, tag))
+            view["version"] = _series_version(cols, view["restarts"])
             if overwritten:
                 view["earlier"] = self._earlier(run, tag, x_mode, xmin, xmax, points)
             series.append(view)
         return {"tag": tag, "series": series}
+
+    def scalar_versions(self, tag: str) -> dict[str, str]:
+        """``{run: version}`` of one tag's series: a version changes whenever the series does."""
+        versions = {}
+        for run, tags in self._store.tags(Kind.SCALARS).items():
+            if tag not in tags:
+                continue
+            try:
+                cols = self._store.scalars(run, tag)
+            except NotFound:
+                continue
+            versions[run] = _series_version(cols, self._store.restart_steps(run, tag))
+        if not versions:
+            raise NotFound(f"no scalar tag {tag!r}")
+        return versions
 
     def _earlier(
         self,
@@ -754,6 +772,14 @@ def not_a_directory(path: str) -> str:
         f"logdir {path} is a file, not a directory: a logdir is the directory that holds "
         f"runs (directories of event files); did you mean --logdir {parent}?"
     )
+
+
+def _series_version(cols: ScalarColumns, restarts: Sequence[int]) -> str:
+    """A short token that changes when a series does: it only grows, is cut, or is rewritten
+    at its last step (a later wall time)."""
+    if not len(cols):
+        return "0"
+    return f"{len(cols)}:{float(cols.wall_times[-1])!r}:{float(cols.values[-1])!r}:{len(restarts)}"
 
 
 def _count_in_range(x: np.ndarray, xmin: float | None, xmax: float | None) -> int:

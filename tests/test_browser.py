@@ -369,7 +369,7 @@ def test_zoom_fetches_full_resolution_and_survives_live_updates(open_page, tmp_p
     assert len(raw["x"]) < 6000 and raw["x"][0] == 0 and raw["x"][-1] == 5999
     assert "points drawn" in page.locator(".kb-card-note").text_content()
     fetches: list[str] = []
-    page.on("request", lambda r: "api/scalars" in r.url and fetches.append(r.url))
+    page.on("request", lambda r: "api/scalars?" in r.url and fetches.append(r.url))
     page.evaluate(
         """() => Plotly.relayout(document.querySelector('.js-plotly-plot'),
                                  {'xaxis.range': [1000, 1100]})"""

@@ -116,6 +116,15 @@ def scalars() -> Response:
     return json_response(view)
 
 
+@bp.get("/scalars/versions")
+def scalar_versions() -> Response:
+    """Each run's version of one tag's series, for refetching only the runs that changed."""
+    tag = request.args.get("tag")
+    if not tag:
+        raise _BadRequest("missing parameter: tag")
+    return json_response({"tag": tag, "versions": provider().scalar_versions(tag)})
+
+
 @bp.get("/stream")
 def stream() -> Response:
     """Server-Sent Events: the data's generation, now and whenever it changes."""

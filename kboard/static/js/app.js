@@ -96,7 +96,11 @@ function sortedPairs(map) {
 
 defineState('tab', spec.choice('scalars', TAB_IDS));
 defineState('runs', spec.string()); // run filter regex
-defineState('off', spec.list()); // deselected runs: new runs are selected by default
+// The ticked runs, compactly (a thousand names make no URL): the runs `sel` matches ('' every
+// run, NONE none, else a regex as the filter reads it), less `off`, plus `on`.
+defineState('sel', spec.string());
+defineState('off', spec.list()); // runs `sel` ticks that are unticked
+defineState('on', spec.list()); // runs `sel` leaves that are ticked
 defineState('tags', spec.string()); // tag filter regex
 defineState('colors', colorsSpec); // run colours the user chose
 
@@ -183,8 +187,8 @@ export const app = {
   /** Runs that pass the run filter and are ticked, sorted by name. */
   selectedRuns() {
     const matcher = makeMatcher(state.runs);
-    const off = new Set(state.off);
-    return runs.filter((r) => matcher.test(r.name) && !off.has(r.name)).map((r) => r.name);
+    const ticked = tickedTest();
+    return runs.filter((r) => matcher.test(r.name) && ticked(r.name)).map((r) => r.name);
   },
   startTime(run) {
     const found = runs.find((r) => r.name === run);
@@ -192,60 +196,148 @@ export const app = {
   },
 };
 
-const runItems = new Map(); // run name -> <li>
+// The run list shows only the rows in view once it is long (VIRTUAL_FROM runs pass the
+// filter): rows of ROW_HEIGHT px between two spacers, so a thousand runs cost
+// a screenful of DOM. Arrow keys, Home and End move between runs, Space ticks.
+const VIRTUAL_FROM = 200;
+const ROW_HEIGHT = 24;
+const OVERSCAN = 10;
+const runItems = new Map(); // run name -> <li>, for the rows in the DOM
+let listed = []; // the runs that pass the (typed) filter, in list order
+let listedFilter = null;
+const spacers = [0, 1].map(() => el('li', { class: 'kb-run-spacer', 'aria-hidden': 'true' }));
 
-function renderRuns() {
-  const list = document.getElementById('kb-run-list');
-  const matcher = makeMatcher(state.runs);
+/** A function telling whether a run is ticked (see the `sel` state key). */
+function tickedTest() {
+  const base = makeMatcher(state.sel === NONE ? '' : state.sel);
+  const none = state.sel === NONE;
   const off = new Set(state.off);
-  const names = new Set(runs.map((r) => r.name));
+  const on = new Set(state.on);
+  return (name) => on.has(name) || (!none && base.test(name) && !off.has(name));
+}
+
+function runItem(run) {
+  let item = runItems.get(run.name);
+  if (item) return item;
+  const box = el('input', { type: 'checkbox', value: run.name });
+  box.addEventListener('change', () => toggleRun(run.name, box.checked));
+  // A button, not in the label: a click on it picks a colour, not the run.
+  const swatch = el('button', {
+    type: 'button',
+    class: 'kb-swatch',
+    title: 'Change this run’s colour',
+    'aria-label': `Colour of ${run.name}`,
+  });
+  swatch.addEventListener('click', () => pickColor(run.name, swatch));
+  const name = el('span', { class: 'kb-run-name', text: run.name });
+  item = el('li', { class: 'kb-run' }, el('label', {}, box, name), swatch);
+  item.dataset.run = run.name;
+  runItems.set(run.name, item);
+  return item;
+}
+
+/** Render the run list for a filter (the typed one, before it reaches the state). */
+function renderRuns(filter = state.runs) {
+  const matcher = makeMatcher(filter);
+  listed = runs.filter((r) => matcher.test(r.name));
+  listedFilter = filter;
+  renderRunWindow();
+  updateRunExport();
+  const count = document.getElementById('kb-run-count');
+  count.textContent = runs.length
+    ? filter
+      ? `${listed.length.toLocaleString()} of ${runs.length.toLocaleString()}`
+      : runs.length.toLocaleString()
+    : '';
+}
+
+/** Put the listed runs in view (all of them when the list is short) into the DOM. */
+function renderRunWindow() {
+  const list = document.getElementById('kb-run-list');
+  const virtual = listed.length > VIRTUAL_FROM;
+  list.classList.toggle('kb-run-list--virtual', virtual);
+  let first = 0;
+  let last = listed.length;
+  if (virtual) {
+    const height = list.clientHeight || 400;
+    first = Math.max(0, Math.floor(list.scrollTop / ROW_HEIGHT) - OVERSCAN);
+    last = Math.min(listed.length, first + Math.ceil(height / ROW_HEIGHT) + 2 * OVERSCAN);
+  }
+  const [above, below] = spacers;
+  if (list.firstChild !== above) list.prepend(above);
+  above.style.height = `${first * ROW_HEIGHT}px`;
+  below.style.height = `${(listed.length - last) * ROW_HEIGHT}px`;
+  const shown = listed.slice(first, last);
+  const keep = new Set(shown.map((r) => r.name));
   for (const [name, item] of runItems) {
-    if (!names.has(name)) {
+    if (!keep.has(name)) {
       item.remove();
       runItems.delete(name);
     }
   }
-  let shown = 0;
+  const ticked = tickedTest();
   let previous = null;
-  for (const run of runs) {
-    let item = runItems.get(run.name);
-    if (!item) {
-      const box = el('input', { type: 'checkbox', value: run.name });
-      box.addEventListener('change', () => toggleRun(run.name, box.checked));
-      // A button, not in the label: a click on it picks a colour, not the run.
-      const swatch = el('button', {
-        type: 'button',
-        class: 'kb-swatch',
-        title: 'Change this run’s colour',
-        'aria-label': `Colour of ${run.name}`,
-      });
-      swatch.addEventListener('click', () => pickColor(run.name, swatch));
-      const name = el('span', { class: 'kb-run-name', text: run.name });
-      item = el('li', { class: 'kb-run' }, el('label', {}, box, name), swatch);
-      item.dataset.run = run.name;
-      runItems.set(run.name, item);
-    }
+  for (const [i, run] of shown.entries()) {
+    const item = runItem(run);
+    // Screen readers still hear "run 512 of 1,000" from the few rows in the DOM.
+    item.setAttribute('aria-posinset', String(first + i + 1));
+    item.setAttribute('aria-setsize', String(listed.length));
     item.querySelector('.kb-swatch').style.background = runColor(run.name);
-    // Keep DOM order = sorted order without re-creating items (focus survives updates).
-    const expected = previous ? previous.nextSibling : list.firstChild;
+    // Keep DOM order = list order without re-creating items (focus survives updates).
+    const expected = (previous || above).nextSibling;
     if (expected !== item) list.insertBefore(item, expected);
     previous = item;
-    const visible = matcher.test(run.name);
-    item.hidden = !visible;
-    if (visible) shown += 1;
-    item.querySelector('input[type="checkbox"]').checked = !off.has(run.name);
+    item.querySelector('input[type="checkbox"]').checked = ticked(run.name);
     item.title = run.start_time
       ? `${run.name}\nstarted ${new Date(run.start_time * 1000).toLocaleString()}`
       : run.name;
     markRestarts(item, run);
   }
-  updateRunExport();
-  const count = document.getElementById('kb-run-count');
-  count.textContent = runs.length
-    ? state.runs
-      ? `${shown} of ${runs.length}`
-      : `${runs.length}`
-    : '';
+  if (list.lastChild !== below) list.append(below);
+}
+
+/** Move the focus from one run's checkbox to another's (keys), scrolling it into view. */
+function focusRun(index) {
+  const list = document.getElementById('kb-run-list');
+  const i = Math.max(0, Math.min(listed.length - 1, index));
+  if (!listed.length) return;
+  if (list.classList.contains('kb-run-list--virtual')) {
+    const top = i * ROW_HEIGHT;
+    if (top < list.scrollTop) list.scrollTop = top;
+    else if (top + ROW_HEIGHT > list.scrollTop + list.clientHeight) {
+      list.scrollTop = top + ROW_HEIGHT - list.clientHeight;
+    }
+    renderRunWindow();
+  }
+  const item = runItems.get(listed[i].name);
+  if (item) item.querySelector('input').focus();
+}
+
+function bindRunList() {
+  const list = document.getElementById('kb-run-list');
+  let pending = false;
+  list.addEventListener('scroll', () => {
+    if (pending || listedFilter === null) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      renderRunWindow();
+    });
+  });
+  list.addEventListener('keydown', (event) => {
+    const item = event.target.closest('.kb-run');
+    if (!item) return;
+    const at = listed.findIndex((r) => r.name === item.dataset.run);
+    const page = Math.max(1, Math.floor(list.clientHeight / ROW_HEIGHT) - 1);
+    const moves = { ArrowDown: 1, ArrowUp: -1, PageDown: page, PageUp: -page };
+    let next = null;
+    if (event.key in moves) next = at + moves[event.key];
+    else if (event.key === 'Home') next = 0;
+    else if (event.key === 'End') next = listed.length - 1;
+    if (next === null) return;
+    event.preventDefault();
+    focusRun(next);
+  });
 }
 
 /**
@@ -317,22 +409,60 @@ function bindColorPicker() {
   picker.addEventListener('change', apply);
 }
 
-function toggleRun(name, on) {
-  const off = new Set(state.off);
-  if (on) off.delete(name);
-  else off.add(name);
-  setState({ off: [...off].sort() });
+const NONE = '(?!)'; // `sel` for "no run": a regex that matches nothing
+
+/**
+ * Tick exactly the runs in `wanted` (a Set), stored in the shortest form: a base (every run,
+ * none, the current one, or the run filter) and the runs that differ from it.
+ */
+function setTicked(wanted) {
+  const names = runs.map((r) => r.name);
+  const bases = new Set(['', state.sel, NONE]);
+  if (state.runs) bases.add(state.runs);
+  let best = null;
+  for (const sel of bases) {
+    const matcher = makeMatcher(sel === NONE ? '' : sel);
+    const off = [];
+    const on = [];
+    for (const name of names) {
+      const base = sel !== NONE && matcher.test(name);
+      if (base && !wanted.has(name)) off.push(name);
+      else if (!base && wanted.has(name)) on.push(name);
+    }
+    const cost = [sel, ...off, ...on].reduce((sum, s) => sum + s.length + 5, 0);
+    if (!best || cost < best.cost) best = { cost, sel, off, on };
+  }
+  setState({ sel: best.sel, off: best.off, on: best.on });
 }
 
+function tickedSet() {
+  const ticked = tickedTest();
+  return new Set(runs.filter((r) => ticked(r.name)).map((r) => r.name));
+}
+
+function toggleRun(name, on) {
+  const wanted = tickedSet();
+  if (on) wanted.add(name);
+  else wanted.delete(name);
+  setTicked(wanted);
+}
+
+/** Tick (or untick) every run that passes the filter; the others keep their ticks. */
 function selectAll(on) {
   const matcher = makeMatcher(state.runs);
-  const off = new Set(state.off);
+  const wanted = tickedSet();
   for (const run of runs) {
     if (!matcher.test(run.name)) continue;
-    if (on) off.delete(run.name);
-    else off.add(run.name);
+    if (on) wanted.add(run.name);
+    else wanted.delete(run.name);
   }
-  setState({ off: [...off].sort() });
+  setTicked(wanted);
+}
+
+/** Tick the runs that pass the filter and untick every other. */
+function selectOnlyMatching() {
+  const matcher = makeMatcher(state.runs);
+  setTicked(new Set(runs.filter((r) => matcher.test(r.name)).map((r) => r.name)));
 }
 
 function renderProblems(problems) {
@@ -444,7 +574,7 @@ function bindTabs() {
 // ---------------------------------------------------------------------------------------
 // Filters
 
-function bindFilter(inputId, errorId, key) {
+function bindFilter(inputId, errorId, key, onType = () => {}) {
   const input = document.getElementById(inputId);
   const error = document.getElementById(errorId);
   input.value = state[key];
@@ -456,7 +586,10 @@ function bindFilter(inputId, errorId, key) {
   };
   showError();
   const apply = debounce(() => setState({ [key]: input.value }), 200);
-  input.addEventListener('input', apply);
+  input.addEventListener('input', () => {
+    onType(input.value);
+    apply();
+  });
   stateListeners.add((changed) => {
     if (!changed.has(key)) return;
     if (input.value !== state[key]) input.value = state[key];
@@ -504,14 +637,26 @@ async function start() {
   setChosenColors(state.colors);
   bindLoading();
   bindTabs();
-  bindFilter('kb-run-filter', 'kb-run-filter-error', 'runs');
+  // The list follows the typed filter at once; the charts once typing pauses.
+  bindFilter('kb-run-filter', 'kb-run-filter-error', 'runs', (typed) => renderRuns(typed));
   bindFilter('kb-tag-filter', 'kb-tag-filter-error', 'tags');
-  document.getElementById('kb-runs-all').addEventListener('click', () => selectAll(true));
-  document.getElementById('kb-runs-none').addEventListener('click', () => selectAll(false));
+  // The buttons act on the runs the list shows: the filter as typed, even before it applies.
+  const buttons = {
+    'kb-runs-all': () => selectAll(true),
+    'kb-runs-none': () => selectAll(false),
+    'kb-runs-only': selectOnlyMatching,
+  };
+  for (const [id, select] of Object.entries(buttons)) {
+    document.getElementById(id).addEventListener('click', () => {
+      setState({ runs: document.getElementById('kb-run-filter').value });
+      select();
+    });
+  }
+  bindRunList();
   bindColorPicker();
   stateListeners.add((changed) => {
     if (changed.has('colors')) setChosenColors(state.colors);
-    if (changed.has('runs') || changed.has('off') || changed.has('colors')) renderRuns();
+    if (['runs', 'sel', 'off', 'on', 'colors'].some((key) => changed.has(key))) renderRuns();
     if (changed.has('tab')) activateTab(state.tab);
   });
 

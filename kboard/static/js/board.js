@@ -6,9 +6,9 @@
 //
 // createBoard({kind, closedKey, emptyTitle, emptyLines, gridClass, makeCard, ...}) returns
 // the hooks for registerTab (init, show, hide, onData, onState) and a few for the tab itself
-// (redraw, refetch, reload, cards, runsWithTag); registerBoard(id, board, ...) makes it a tab.
-// kind picks /api/tags/<kind> (a list of kinds: their tags together, each info with its
-// kind); closedKey is a list state key for the collapsed groups.
+// (redraw, refetch, reload, cards, runsWithTag, tagRunCount); registerBoard(id, board, ...)
+// makes it a tab. kind picks /api/tags/<kind> (a list of kinds: their tags together, each info
+// with its kind); closedKey is a list state key for the collapsed groups.
 // makeCard(run, tag, info) returns {root, watch?, load(), redraw?(), destroy?(),
 // setInfo?(info)}: root goes into the grid, watch (default root) is observed for visibility
 // and marked while loading; load() fetches and draws, handling its own errors. With byTag,
@@ -206,6 +206,13 @@ export function createBoard(options) {
     if (entry.card.destroy) entry.card.destroy();
   }
 
+  /** How many runs, selected or not, have this tag. */
+  function tagRunCount(tag) {
+    let count = 0;
+    for (const tags of Object.values(tagsByRun)) if (tags[tag]) count += 1;
+    return count;
+  }
+
   /** The selected runs that have this tag. */
   function runsWithTag(tag) {
     return app.selectedRuns().filter((run) => tagsByRun[run] && tagsByRun[run][tag]);
@@ -333,13 +340,17 @@ export function createBoard(options) {
     for (const entry of entries.values()) schedule(entry);
   }
 
+  let prefetched = null; // the tags asked for at start, alongside the runs
+
   const refresh = coalesce(async () => {
     if (Array.isArray(kind)) {
       tagsByRun = await mergedTags(kind);
     } else {
-      const data = await fetchJSON(`api/tags/${kind}`);
+      const ask = () => fetchJSON(`api/tags/${kind}`);
+      const data = await (prefetched ? prefetched.catch(ask) : ask());
       tagsByRun = data.tags || {};
     }
+    prefetched = null;
     tagsLoaded = true;
     render();
     markAllStale();
@@ -363,6 +374,13 @@ export function createBoard(options) {
       return [...entries.values()].map((entry) => entry.card);
     },
     runsWithTag,
+    tagRunCount,
+    /** Ask for the tags now, while the runs load (the first refresh takes the answer). */
+    prefetch() {
+      if (Array.isArray(kind)) return; // merged tags are asked for kind by kind
+      prefetched = fetchJSON(`api/tags/${kind}`);
+      prefetched.catch(() => {});
+    },
     init(context) {
       dom.summary = el('span', { class: 'kb-muted' });
       const expandAll = el('button', { type: 'button', text: 'Expand all' });
@@ -412,7 +430,7 @@ export function createBoard(options) {
       return refresh();
     },
     onState(keys) {
-      const runs = keys.has('runs') || keys.has('off');
+      const runs = ['runs', 'sel', 'off', 'on'].some((key) => keys.has(key));
       if (runs || keys.has('tags') || keys.has(closedKey)) render();
       if (runs && byTag) markAllStale(); // a card shows every selected run with its tag
       if (keys.has('colors')) {
@@ -436,6 +454,7 @@ export function registerBoard(id, board, { init, bindSettings, onState } = {}) {
     id,
     init(context) {
       if (init) init(context);
+      if (app.state.tab === id) board.prefetch();
       board.init(context);
       if (bindSettings) syncSettings = bindSettings();
     },

@@ -51,8 +51,18 @@ defineState('y', spec.choice('linear', ['linear', 'log']));
 defineState('outliers', spec.bool(true));
 defineState('earlier', spec.bool(false)); // draw the attempts restarted runs replaced
 defineState('closed', spec.list()); // collapsed tag groups
+defineState('allruns', spec.bool(false)); // draw every selected run, past DRAWN_RUNS
 
 const ZOOMED_POINTS = 5000;
+// Many runs: a chart draws the first DRAWN_RUNS selected runs (by name) unless asked for all,
+// within CHART_POINTS points (ZOOMED_CHART_POINTS once zoomed); past RAW_RUNS runs only the
+// smoothed lines (half the traces); past MERGED_RUNS runs, the runs of one colour share one
+// trace (each run's line apart, between gaps), so a thousand runs draw as ~20 traces.
+const DRAWN_RUNS = 50;
+const RAW_RUNS = 20; // past it, no faint unsmoothed line under each smoothed one
+const MERGED_RUNS = 100;
+const CHART_POINTS = 60_000;
+const ZOOMED_CHART_POINTS = 200_000;
 const NONFINITE_Y = { NaN: 0.97, Infinity: 0.97, '-Infinity': 0.03 };
 const NONFINITE_SYMBOL = { NaN: 'x', Infinity: 'triangle-up', '-Infinity': 'triangle-down' };
 
@@ -150,6 +160,7 @@ class ScalarCard {
   constructor(tag, info) {
     this.tag = tag;
     this.seq = 0; // fetch sequence: responses to older fetches are dropped
+    this.fetchKey = null; // the query (less its runs) the series came from
     this.series = null;
     this.groups = null; // /api/scalars/groups while runs are grouped
     this.xMode = app.state.x; // step while grouped: groups are aligned by step
@@ -193,14 +204,17 @@ class ScalarCard {
     }
     this.plot = el('div', { class: 'kb-plot' });
     this.note = el('p', { class: 'kb-card-note' });
+    this.drawAll = el('button', { type: 'button', class: 'kb-link-button', hidden: true });
+    this.drawAll.addEventListener('click', () => app.setState({ allruns: !app.state.allruns }));
     this.root = el(
       'article',
       { class: 'kb-card' },
       el('header', { class: 'kb-card-head' }, this.title, this.csv, this.json, this.expand),
       this.plot,
-      this.note,
+      el('div', { class: 'kb-card-notes' }, this.note, this.drawAll),
     );
     this.root.dataset.state = 'empty';
+    this.capped = 0; // selected runs with this tag that are not drawn (DRAWN_RUNS)
   }
 
   setInfo(info) {
@@ -239,24 +253,30 @@ class ScalarCard {
     const seq = ++this.seq;
     await groupingReady();
     if (seq !== this.seq) return;
-    const runs = board.runsWithTag(this.tag);
-    this.setExportRuns(runs);
+    const withTag = board.runsWithTag(this.tag);
+    this.setExportRuns(withTag);
     const zoom = this.zoom;
-    const groupParams = groupQuery(this.tag, runs);
+    const groupParams = groupQuery(this.tag, withTag);
     const xMode = groupParams ? 'step' : app.state.x;
+    const capped = !groupParams && !app.state.allruns && withTag.length > DRAWN_RUNS;
+    const runs = capped ? withTag.slice(0, DRAWN_RUNS) : withTag;
+    let fetchKey = null;
     try {
       let series = [];
       let groups = null;
       if (runs.length) {
         const width = this.plot.clientWidth || 500;
         const params = new URLSearchParams({ tag: this.tag });
-        for (const run of runs) params.append('run', run);
         // Two points (a bucket's min and max) per pixel for one run, fewer per run when many
-        // overlap (keeps a 50-run chart light); more once zoomed, where the server sends
-        // every point of a range that fits.
-        const perRun = (width * 2) / Math.sqrt(Math.max(1, runs.length));
-        const budget = Math.max(300, Math.min(4000, Math.round(perRun)));
-        params.set('points', String(zoom ? Math.max(budget, ZOOMED_POINTS) : budget));
+        // overlap (keeps a 50-run chart light), within CHART_POINTS for the chart; more once
+        // zoomed, where the server sends every point of a range that fits.
+        const n = Math.max(1, runs.length);
+        const perRun = (width * 2) / Math.sqrt(n);
+        const floor = n > RAW_RUNS ? 100 : 300;
+        let budget = Math.max(floor, Math.min(4000, Math.round(perRun)));
+        budget = Math.min(budget, Math.max(40, Math.floor(CHART_POINTS / n)));
+        const zoomed = Math.min(ZOOMED_POINTS, Math.floor(ZOOMED_CHART_POINTS / n));
+        params.set('points', String(zoom ? Math.max(budget, zoomed) : budget));
         params.set('x', xMode);
         if (app.state.earlier) params.set('overwritten', '1');
         if (zoom) {
@@ -270,11 +290,27 @@ class ScalarCard {
             if (params.has(key)) groupParams.set(key, params.get(key));
           }
         }
+        // Asked the same way as last time (a live update, more runs): only the runs whose
+        // series changed since, by their versions, come again.
+        fetchKey = groupParams ? null : params.toString();
+        let need = runs;
+        const have = new Map();
+        if (fetchKey && fetchKey === this.fetchKey && this.series) {
+          const query = new URLSearchParams({ tag: this.tag });
+          const { versions } = await fetchJSON(`api/scalars/versions?${query}`);
+          for (const s of this.series) if (s.version === versions[s.run]) have.set(s.run, s);
+          need = runs.filter((run) => !have.has(run));
+        }
+        // Every run with the tag goes without naming them (a thousand names make a long URL).
+        if (need.length < board.tagRunCount(this.tag)) {
+          for (const run of need) params.append('run', run);
+        }
         const [data, groupData] = await Promise.all([
-          fetchJSON(`api/scalars?${params}`),
+          need.length ? fetchJSON(`api/scalars?${params}`) : { series: [] },
           groupParams && fetchJSON(`api/scalars/groups?${groupParams}`),
         ]);
-        series = data.series;
+        const fresh = new Map(data.series.map((s) => [s.run, s]));
+        series = runs.map((run) => fresh.get(run) || have.get(run)).filter(Boolean);
         groups = groupData ? groupData.groups : null;
       }
       if (seq !== this.seq) return;
@@ -282,6 +318,9 @@ class ScalarCard {
       this.groups = groups;
       this.xMode = xMode;
       this.fetchedZoom = zoom;
+      this.fetchKey = fetchKey;
+      this.capped = withTag.length - runs.length;
+      this.selectedWithTag = withTag.length;
       this.error = null;
     } catch (err) {
       if (seq !== this.seq) return;
@@ -404,6 +443,8 @@ function buildFigure(card) {
   }
   const grouped = groupFigure(card, state);
   forRange.push(...grouped.values);
+  const merged = card.series.length > MERGED_RUNS ? new Map() : null; // colour -> trace
+  const faintRaw = card.series.length <= RAW_RUNS; // with no smoothing, the line is raw
   for (const g of card.groups || []) {
     total += g.total;
     shown += g.steps.length;
@@ -434,35 +475,41 @@ function buildFigure(card) {
       shown += attempt.count;
       if (attempt.downsampled) downsampled += 1;
     }
-    traces.push({
-      type: 'scatter',
-      mode: single ? 'markers' : 'lines',
-      name,
-      x,
-      y: rawY,
-      line: { color, width: 1 },
-      marker: { color, size: 5 },
-      opacity: 0.25,
-      hoverinfo: 'skip',
-      showlegend: false,
-      meta: { run: s.run, kind: 'raw' },
-    });
-    traces.push({
-      type: 'scatter',
-      mode: single ? 'markers' : 'lines',
-      name,
-      x,
-      y: smoothY,
-      customdata: raw.map(formatNumber),
-      line: { color, width: 1.75 },
-      marker: { color, size: 6 },
-      hovertemplate:
-        `${escapeTemplate(s.run)}: <b>%{y:.5g}</b>` +
-        (state.smooth > 0 ? ' <span style="color:#8a8f98">(raw %{customdata})</span>' : '') +
-        '<extra></extra>',
-      showlegend: false,
-      meta: { run: s.run, kind: 'smoothed' },
-    });
+    if (merged) {
+      mergeRun(merged, s, color, x, smoothY, raw, state);
+    } else if (faintRaw) {
+      traces.push({
+        type: 'scatter',
+        mode: single ? 'markers' : 'lines',
+        name,
+        x,
+        y: rawY,
+        line: { color, width: 1 },
+        marker: { color, size: 5 },
+        opacity: 0.25,
+        hoverinfo: 'skip',
+        showlegend: false,
+        meta: { run: s.run, kind: 'raw' },
+      });
+    }
+    if (!merged) {
+      traces.push({
+        type: 'scatter',
+        mode: single ? 'markers' : 'lines',
+        name,
+        x,
+        y: smoothY,
+        customdata: raw.map(formatNumber),
+        line: { color, width: 1.75 },
+        marker: { color, size: 6 },
+        hovertemplate:
+          `${escapeTemplate(s.run)}: <b>%{y:.5g}</b>` +
+          (state.smooth > 0 ? ' <span style="color:#8a8f98">(raw %{customdata})</span>' : '') +
+          '<extra></extra>',
+        showlegend: false,
+        meta: { run: s.run, kind: 'smoothed' },
+      });
+    }
     const nx = [];
     const ny = [];
     const text = [];
@@ -510,7 +557,7 @@ function buildFigure(card) {
   const layout = baseLayout({
     uirevision: `${card.tag}|${state.x}|${card.relUnit.label}|${card.xRevision}`,
     shapes,
-    hovermode: 'x unified',
+    hovermode: merged ? 'closest' : 'x unified',
     hoverlabel: { bgcolor: 'rgba(255,255,255,0.95)', bordercolor: '#c9ced6', font: { size: 11 } },
     dragmode: 'zoom',
     xaxis: axisStyle({
@@ -552,7 +599,19 @@ function buildFigure(card) {
     notes.push(`${plural(nonFiniteCount, 'NaN/Infinity value')} marked at the chart's edge.`);
   }
   if (card.groups && state.x !== app.state.x) notes.push('Grouped runs are drawn against step.');
-  return { traces: [...earlier, ...grouped.traces, ...traces], layout, note: notes.join(' ') };
+  if (!faintRaw && state.smooth > 0) {
+    notes.push(`Unsmoothed lines are left out past ${RAW_RUNS} runs.`);
+  }
+  if (card.capped) {
+    notes.push(
+      `The first ${plural(card.series.length, 'run')} (by name) of ` +
+        `${card.selectedWithTag.toLocaleString()} selected are drawn.`,
+    );
+  } else if (merged) {
+    notes.push(`${plural(card.series.length, 'run')} drawn; hover shows the nearest.`);
+  }
+  const all = [...earlier, ...grouped.traces, ...(merged ? merged.values() : []), ...traces];
+  return { traces: all, layout, note: notes.join(' ') };
 }
 
 /**
@@ -613,11 +672,53 @@ async function draw(card) {
     card.root.dataset.state = 'ready';
     card.note.textContent = note;
   }
+  const uncapped = app.state.allruns && card.series.length > DRAWN_RUNS;
+  card.drawAll.hidden = !card.capped && !uncapped;
+  card.drawAll.textContent = card.capped
+    ? `Draw all ${card.selectedWithTag.toLocaleString()}`
+    : `Draw the first ${DRAWN_RUNS} only`;
   await window.Plotly.react(card.plot, traces, layout, PLOT_CONFIG);
   if (!card.plotted) {
     card.plotted = true;
     card.plot.on('plotly_relayout', (event) => onRelayout(card, event));
   }
+}
+
+/**
+ * Add a run's smoothed line to the trace of its colour (made on first use): a gap (null)
+ * between runs, the run's name and raw value with each point for the hover.
+ */
+function mergeRun(merged, s, color, x, y, raw, state) {
+  let trace = merged.get(color);
+  if (!trace) {
+    trace = {
+      type: 'scatter',
+      mode: 'lines',
+      x: [],
+      y: [],
+      customdata: [],
+      line: { color, width: 1 },
+      hovertemplate:
+        '%{customdata[0]}: <b>%{y:.5g}</b>' +
+        (state.smooth > 0 ? ' <span style="color:#8a8f98">(raw %{customdata[1]})</span>' : '') +
+        '<extra></extra>',
+      showlegend: false,
+      meta: { runs: [], kind: 'smoothed' },
+    };
+    merged.set(color, trace);
+  }
+  if (trace.x.length) {
+    trace.x.push(null);
+    trace.y.push(null);
+    trace.customdata.push(['', '']);
+  }
+  const name = escapePlotly(s.run); // data, not template: only HTML needs escaping
+  for (let i = 0; i < x.length; i++) {
+    trace.x.push(x[i]);
+    trace.y.push(y[i]);
+    trace.customdata.push([name, formatNumber(raw[i])]);
+  }
+  trace.meta.runs.push(s.run);
 }
 
 let redrawPending = false;
@@ -803,7 +904,7 @@ registerBoard('scalars', board, {
   // After the board's own: it lays out the cards, and refetches them all when runs change.
   onState(keys) {
     if (keys.has('group')) regroup();
-    if (keys.has('group') || keys.has('x')) {
+    if (keys.has('group') || keys.has('x') || keys.has('allruns')) {
       refetchFromScratch();
     } else if (keys.has('earlier') && app.state.earlier) {
       for (const card of board.cards()) card.yRevision += 1;
