@@ -120,13 +120,12 @@ def test_tf1_graph_def_and_meta_graph(data) -> None:
     import tensorflow as tf
 
     tags = data.tags(Kind.GRAPH)["tf1"]
-    assert set(tags) == {"graph_def", "meta_graph_def", "step_1"}
+    assert set(tags) == {"graph_def", "step_1"}  # the meta graph's copy is not a second card
     # The traced step's run metadata: its partition graph, what the session ran.
     traced = data.graph_view("tf1", "step_1", Kind.GRAPH)["graph"]
     assert tags["step_1"].plugin_name == "graph_tagged_run_metadata"
     assert any(name.startswith("decoder/") for name in traced["names"])
     graph = data.graph_view("tf1", "graph_def", Kind.GRAPH)["graph"]
-    assert data.graph_view("tf1", "meta_graph_def", Kind.GRAPH)["graph"] == graph
     proto = tf.compat.v1.GraphDef.FromString(data.samples("tf1", Kind.GRAPH, "graph_def")[0].value)
     assert graph["names"] == [n.name for n in proto.node] and graph["count"] == len(proto.node)
     assert [graph["ops"][i] for i in graph["op"]] == [n.op for n in proto.node]
@@ -139,6 +138,55 @@ def test_tf1_graph_def_and_meta_graph(data) -> None:
     assert edges == expected
     assert {n.split("/")[0] for n in graph["names"] if "/" in n} == {"encoder", "decoder", "loss"}
     assert graph["shapes"][graph["names"].index("x")] is None or "4" in graph["shapes"][0]
+
+
+def _tensorboard_graph(run_dir: Path):
+    """The one graph TensorBoard's event accumulator keeps for a run."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    return EventAccumulator(str(run_dir)).Reload().Graph()
+
+
+def _proto(data: bytes):
+    from tensorboard.compat.proto import graph_pb2
+
+    return graph_pb2.GraphDef.FromString(data)
+
+
+def test_one_graph_per_run_as_tensorboard_keeps(data, graph_logdir: Path, tmp_path: Path) -> None:  # noqa: F811
+    from tensorboard.compat.proto import event_pb2, meta_graph_pb2
+
+    # tf.compat.v1's FileWriter writes the graph twice: a GraphDef, then a MetaGraphDef holding it.
+    stored = data.samples("tf1", Kind.GRAPH, "graph_def")
+    assert [_proto(s.value) for s in stored] == [_tensorboard_graph(graph_logdir / "tf1")]
+    # A meta graph alone is the run's graph; one after a GraphDef, even a different one, is not.
+    meta = meta_graph_pb2.MetaGraphDef()
+    meta.graph_def.ParseFromString(hand_graph())
+    meta_event = event_pb2.Event(step=0, wall_time=2.0, meta_graph_def=meta.SerializeToString())
+    write_events(tmp_path / "meta" / "events.out.tfevents.1.x", [meta_event])
+    other = one_op_graph("other")
+    write_events(tmp_path / "both" / "events.out.tfevents.1.x", [graph_event(other), meta_event])
+    logs = load_logdir(str(tmp_path))
+    tags = logs.tags(Kind.GRAPH)
+    assert {run: set(t) for run, t in tags.items()} == {
+        "meta": {"meta_graph_def"},
+        "both": {"graph_def"},
+    }
+    assert logs.samples("meta", Kind.GRAPH, "meta_graph_def")[0].value == hand_graph()
+    assert _tensorboard_graph(tmp_path / "meta") == _proto(hand_graph())
+    assert logs.samples("both", Kind.GRAPH, "graph_def")[0].value == other
+    assert _tensorboard_graph(tmp_path / "both") == _proto(other)
+    assert {(r.attempts, r.overwritten) for r in logs.runs()} == {(1, 0)}
+    assert logs.problems() == []
+
+
+def one_op_graph(name: str) -> bytes:
+    """A one-op ``GraphDef``."""
+    from tensorboard.compat.proto import graph_pb2
+
+    graph = graph_pb2.GraphDef()
+    graph.node.add(name=name, op="NoOp")
+    return graph.SerializeToString()
 
 
 def test_trace_export_graph(data) -> None:
