@@ -214,3 +214,36 @@ def test_op_graphs_open_collapsed_by_scope(open_page, graph_logdir: Path) -> Non
     trace = graph_card(page, "trace", "step_trace")
     assert trace.evaluate(DRAWN)["nodes"]  # the traced function graphs, by scope
     watched.assert_clean()
+
+
+def test_live_updates_do_not_fetch_an_unchanged_graph_again(open_page, tmp_path: Path) -> None:
+    from tests.conftest import scalar_event, write_events
+    from tests.graph_logs import graph_event, hand_graph
+    from tests.test_graph import one_op_graph
+
+    events = tmp_path / "ops" / "events.out.tfevents.1.x"
+    write_events(events, [graph_event(hand_graph())])
+    watched = open_page(tmp_path, None)
+    page = watched.page
+    statuses: list[int] = []  # of each /api/graph response
+    page.on("response", lambda r: "/api/graph?" in r.url and statuses.append(r.status))
+    watched.open("?tab=model")
+    card = graph_card(page, "ops", "graph_def")
+    expand(page, card, "block")  # an opened box stays open across live updates
+    assert statuses == [200]
+    # The run gets a new scalar: the card reloads, and the graph costs a 304, no bytes.
+    write_events(events, [scalar_event("loss", 1, 0.5)], append=True)
+    page.wait_for_function(
+        "() => performance.getEntriesByType('resource')"
+        ".filter(e => e.name.includes('/api/graph?')).length >= 2",
+        timeout=10_000,
+    )
+    page.wait_for_timeout(300)
+    assert statuses == [200, 304]
+    assert card.locator('.kb-ggroup[data-name="block"]').count() == 1
+    # A new graph at a later step is fetched and drawn.
+    write_events(events, [graph_event(one_op_graph("next_op"), step=2)], append=True)
+    card.locator('.kb-gnode[data-name="next_op"]').wait_for(timeout=10_000)
+    expect(card.locator(".kb-card-sample")).to_have_text("step 2")
+    assert statuses[-1] == 200
+    watched.assert_clean()

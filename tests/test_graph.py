@@ -239,3 +239,29 @@ def test_graph_route(make_app, graph_logdir: Path) -> None:  # noqa: F811
     assert client.get("/api/graph?run=tf1&tag=nope&kind=graph").status_code == 404
     tags = client.get("/api/tags/graph").get_json()["tags"]
     assert set(tags) == {"tf1", "trace", "hand", "hub", "flat", "bad"}
+
+
+def test_an_unchanged_graph_is_not_sent_again(make_app, tmp_path: Path) -> None:
+    path = tmp_path / "run" / "events.out.tfevents.1.x"
+    write_events(path, [graph_event(hand_graph())])
+    app = make_app(tmp_path)
+    client = app.test_client()
+    url = "/api/graph?run=run&tag=graph_def&kind=graph"
+    first = client.get(url)
+    etag = first.headers["ETag"]
+    assert first.status_code == 200 and first.get_json()["graph"]["count"] == 6
+    assert first.headers["Cache-Control"] == "private, no-cache"
+    again = client.get(url, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b"" and again.headers["ETag"] == etag
+    missing = client.get(url.replace("graph_def", "nope"), headers={"If-None-Match": etag})
+    assert missing.status_code == 404
+    # A new graph (a later step, then the same step rewritten) is sent in full.
+    write_events(path, [graph_event(one_op_graph("next"), step=5)], append=True)
+    app.extensions["kboard"].reader.reload()
+    changed = client.get(url, headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.get_json()["step"] == 5
+    assert changed.headers["ETag"] != etag
+    write_events(path, [graph_event(hand_graph(), step=5)], append=True)
+    app.extensions["kboard"].reader.reload()
+    rewritten = client.get(url, headers={"If-None-Match": changed.headers["ETag"]})
+    assert rewritten.status_code == 200 and rewritten.get_json()["graph"]["count"] == 6
