@@ -10,7 +10,7 @@ ops (collapsed by scope) and of a 300-layer Keras model (every layer shown), eac
 TensorFlow/Keras and logged, from the data's arrival to the drawn SVG.
 
     python -m bench.browser [--runs 50 --tags 20 --steps 10000] [--logdir DIR]
-    python -m bench.browser --graphs [--ops 10000 --layers 300]
+    python -m bench.browser --graphs [--ops 10000 --layers 300] [--loads 3]
 """
 
 from __future__ import annotations
@@ -65,9 +65,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--graphs", action="store_true", help="time the MODEL tab's graphs")
     parser.add_argument("--ops", type=int, default=10_000)
     parser.add_argument("--layers", type=int, default=300)
+    parser.add_argument("--loads", type=int, default=3, help="page loads per graph (--graphs)")
     args = parser.parse_args(argv)
     if args.graphs:
-        graph_bench(args.ops, args.layers)
+        graph_bench(args.ops, args.layers, args.loads)
         return
     from playwright.sync_api import sync_playwright
 
@@ -180,7 +181,7 @@ def write_deep_model(log_dir: Path, layers: int) -> None:
         writer.add_value(model_summary_value(model_summary(model)), 0)
 
 
-def graph_bench(ops: int, layers: int) -> None:
+def graph_bench(ops: int, layers: int, loads: int = 3) -> None:
     """Time the layout of a big op graph (collapsed) and a deep model (all layers shown)."""
     from playwright.sync_api import sync_playwright
 
@@ -197,16 +198,16 @@ def graph_bench(ops: int, layers: int) -> None:
             rows = []
             for run, tag, label in cases:
                 timings = []
-                for _ in range(3):  # the first load also starts the layout worker
+                for _ in range(loads):  # the first load also starts the layout worker
                     page.goto(f"{base}?tab=model&runs=%5E{run}%24")
                     ready = page.wait_for_function(GRAPH_READY, arg=[run, tag], timeout=120_000)
                     first = ready.json_value()
                     again = page.evaluate(RELAYOUT, [run, tag])
                     timings.append((first["ms"], first["at"], again["ms"], first["boxes"]))
-                first_ms, at, again_ms, boxes = (sorted(c)[1] for c in zip(*timings))
+                first_ms, at, again_ms, boxes = (sorted(c)[len(c) // 2] for c in zip(*timings))
                 rows.append((label, first_ms, at, again_ms, boxes))
             browser.close()
-    print("MODEL tab graphs, Chromium headless, median of 3 page loads:")
+    print(f"MODEL tab graphs, Chromium headless, median of {loads} page loads:")
     for label, first_ms, at, again_ms, boxes in rows:
         print(
             f"  {label}: {boxes:,} boxes laid out and drawn in {first_ms:,.0f} ms "
