@@ -194,6 +194,15 @@ def test_op_graphs_open_collapsed_by_scope(open_page, graph_logdir: Path) -> Non
     expect(hand.locator(".kb-graph-key")).to_have_text(["/device:CPU:0"])
     # A hub (joined to more than 12 boxes) is set aside, its links listed, not drawn.
     hub = graph_card(page, "hub", "graph_def")
+    # A tall graph opens readable (its text at 9 px or more, its top in view); Fit shows all.
+    assert float(hub.locator(".kb-graph").get_attribute("data-zoom")) >= 0.75
+    expect(hub.locator(".kb-graph-status")).to_contain_text("16 boxes shown")
+    assert (
+        hub.locator('.kb-gnode[data-name="layer_0"]').bounding_box()["y"]
+        > (hub.locator(".kb-graph-canvas").bounding_box()["y"])
+    )
+    hub.get_by_role("button", name="Fit the graph").click()
+    assert float(hub.locator(".kb-graph").get_attribute("data-zoom")) < 0.75
     hub.locator(".kb-gnode--hub").click()
     assert "⇄ 15 links, not drawn" in hub.evaluate(DRAWN)["texts"]
     assert hub.locator(".kb-gedge").count() == 14 and hub.locator(".kb-gnode--linked").count() == 15
@@ -202,6 +211,7 @@ def test_op_graphs_open_collapsed_by_scope(open_page, graph_logdir: Path) -> Non
     # at once would be too many boxes, and is refused with a message.
     flat = graph_card(page, "flat", "graph_def")
     assert flat.evaluate(DRAWN)["nodes"] == ["[Relu ×3500]"]
+    expect(flat.locator(".kb-graph-status")).to_have_text("1 box shown of 3,536 ops and scopes")
     flat.locator(".kb-gnode").click()
     page.wait_for_function(
         "c => c.querySelectorAll('.kb-gnode').length === 35", arg=flat.element_handle()

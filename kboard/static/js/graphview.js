@@ -4,8 +4,8 @@
 // layout never blocks the page); edges are routed orthogonally around the nodes. Nested models
 // and name scopes are boxes that expand and collapse (each change lays the graph out again);
 // an op graph opens with every scope collapsed, so a graph of 10,000 ops opens as a few boxes.
-// Pan with a drag, the arrow keys or the buttons, zoom with the wheel, +/- or the buttons, 0
-// fits, Enter opens or closes the selected box (search selects one by name). Every name is
+// A graph opens at a readable size (its top when it is taller than that), pan with a drag, the
+// arrow keys or the buttons, zoom with the wheel, +/- or the buttons, 0 (Fit) shows it all, Enter opens or closes the selected box (search selects one by name). Every name is
 // SVG text (textContent), never parsed as markup.
 //
 // new GraphView({onSelect}) gives .root; view.show(graph) takes /api/graph's `graph`.
@@ -32,6 +32,7 @@ const PART = 100; // ops a part of a box of one op type (see inParts)
 const MAX_BOXES = 3000; // more boxes than this at once are not laid out (see relayout)
 const HUB_LINKS = 12; // a box joined to more boxes than this is a hub (see elkGraph)
 const LINE = 15;
+const READABLE_ZOOM = 0.75; // a graph opens no smaller than this (9 px text); Fit shows all
 // Light fills for op types or devices, by a hash of the name.
 // prettier-ignore
 const FILLS = [
@@ -415,7 +416,7 @@ export class GraphView {
     this.note = graph.note || '';
     this.matches = [];
     this.found.textContent = '';
-    this.fitNext = true;
+    this.fitNext = 'readable';
     return this.relayout();
   }
 
@@ -557,15 +558,16 @@ export class GraphView {
     const ms = performance.now() - started;
     this.root.dataset.layoutMs = String(Math.round(ms));
     if (this.fitNext) {
+      this.fit({ readable: this.fitNext === 'readable' });
       this.fitNext = false;
-      this.fit();
     } else if (before) {
       const after = this.screenOf(anchor);
       if (after) this.pan(before.x - after.x, before.y - after.y);
     }
     const visible = this.viewport.querySelectorAll('.kb-gnode').length;
     this.status.textContent =
-      `${count(visible)} boxes shown of ${count(this.model.items.size)} ` +
+      `${count(visible)} ${visible === 1 ? 'box' : 'boxes'} shown of ` +
+      `${count(this.model.items.size)} ` +
       `${this.model.ops ? 'ops and scopes' : 'layers'}` +
       (this.note ? ` · ${this.note}` : '');
     this.root.dataset.state = 'ready';
@@ -918,13 +920,15 @@ export class GraphView {
     this.apply();
   }
 
-  fit() {
+  /** Show the whole graph; with readable, no smaller than READABLE_ZOOM (its top, then). */
+  fit({ readable = false } = {}) {
     const box = this.canvas.getBoundingClientRect();
     const { w, h } = this.size || { w: 0, h: 0 };
     if (!w || !h || !box.width) {
       this.view = { x: 0, y: 0, k: 1 };
     } else {
-      const k = Math.min(1.2, Math.max(0.05, Math.min(box.width / w, box.height / h) * 0.95));
+      let k = Math.min(1.2, Math.max(0.05, Math.min(box.width / w, box.height / h) * 0.95));
+      if (readable) k = Math.max(k, READABLE_ZOOM);
       this.view = { x: (box.width - w * k) / 2, y: Math.max(4, (box.height - h * k) / 2), k };
     }
     this.apply();
