@@ -257,3 +257,22 @@ def test_live_updates_do_not_fetch_an_unchanged_graph_again(open_page, tmp_path:
     expect(card.locator(".kb-card-sample")).to_have_text("step 2")
     assert statuses[-1] == 200
     watched.assert_clean()
+
+
+def test_a_graph_is_usable_from_the_keyboard(open_page, graph_logdir: Path) -> None:  # noqa: F811
+    watched = open_page(graph_logdir, "?tab=model&runs=%5Etf1%24")
+    page = watched.page
+    card = graph_card(page, "tf1", "graph_def")
+    canvas = card.locator(".kb-graph-canvas")
+    assert "N and P select" in canvas.get_attribute("aria-label")
+    canvas.focus()
+    details = card.locator(".kb-graph-details-name")
+    page.keyboard.press("n")  # the top box: the placeholder that feeds the encoder
+    expect(details).to_have_text("x")
+    page.keyboard.press("n")
+    expect(details).to_have_text("encoder")
+    page.keyboard.press("Enter")  # opens the selected box
+    card.locator('.kb-ggroup[data-name="encoder"]').wait_for()
+    page.keyboard.press("p")  # from no box drawn selected: the last one, at the bottom
+    expect(details).to_have_text("loss")
+    watched.assert_clean()

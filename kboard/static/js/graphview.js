@@ -387,7 +387,15 @@ export class GraphView {
       ),
       this.viewport,
     );
-    this.canvas = el('div', { class: 'kb-graph-canvas', tabindex: '0' });
+    const keys =
+      'Graph: arrow keys pan, + and − zoom, 0 fits, N and P select the next and previous box, ' +
+      'Enter opens or closes the selected box';
+    this.canvas = el('div', {
+      class: 'kb-graph-canvas',
+      tabindex: '0',
+      title: keys,
+      'aria-label': keys,
+    });
     this.canvas.append(this.svg);
     this.status = el('p', { class: 'kb-card-note kb-graph-status' });
     this.legend = el('div', { class: 'kb-graph-legend' });
@@ -763,6 +771,21 @@ export class GraphView {
     this.onSelect(item);
   }
 
+  /** Select the next (1) or previous (-1) box drawn, top to bottom, and bring it into view. */
+  selectStep(step) {
+    if (!this.model || !this.positions) return;
+    const at = (id) => this.positions.get(id);
+    const ids = [...this.viewport.querySelectorAll('.kb-gnode')]
+      .map((node) => node.dataset.id)
+      .filter((id) => at(id))
+      .sort((a, b) => at(a).y - at(b).y || at(a).x - at(b).x);
+    if (!ids.length) return;
+    const now = ids.indexOf(this.selected);
+    const next = now < 0 ? (step > 0 ? 0 : ids.length - 1) : (now + step + ids.length) % ids.length;
+    this.centerOn(ids[next]);
+    this.select(ids[next]);
+  }
+
   mark(id, cls) {
     const node = this.viewport.querySelector(`[data-id="${CSS.escape(id)}"]`);
     if (node) node.classList.add(cls);
@@ -882,6 +905,9 @@ export class GraphView {
         ArrowRight: () => this.pan(-step, 0),
         ArrowUp: () => this.pan(0, step),
         ArrowDown: () => this.pan(0, -step),
+        n: () => this.selectStep(1),
+        N: () => this.selectStep(-1),
+        p: () => this.selectStep(-1),
         Enter: () => {
           const item = this.selected && this.model.items.get(this.selected);
           if (item && item.group) this.toggle(item.id); // open or close the selected box
