@@ -276,3 +276,21 @@ def test_a_graph_is_usable_from_the_keyboard(open_page, graph_logdir: Path) -> N
     page.keyboard.press("p")  # from no box drawn selected: the last one, at the bottom
     expect(details).to_have_text("loss")
     watched.assert_clean()
+
+
+def test_a_run_logged_by_kboards_callback_shows_its_model_once(
+    open_page,
+    graph_logdir: Path,  # noqa: F811
+) -> None:
+    watched = open_page(graph_logdir, "?tab=model&runs=%5Etwo_io%2F")
+    page = watched.page
+    graph_card(page, "two_io/kboard/train", "model_summary")
+    graph_card(page, "two_io/keras/train", "keras")  # Keras's own callback: its config
+    shown = page.locator("#panel-model .kb-model-card").evaluate_all(
+        "cards => cards.map(c => [c.dataset.run, c.dataset.tag])"
+    )
+    assert sorted(shown) == [
+        ["two_io/kboard/train", "model_summary"],
+        ["two_io/keras/train", "keras"],
+    ]
+    watched.assert_clean()

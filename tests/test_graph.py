@@ -239,6 +239,7 @@ def test_graph_route(make_app, graph_logdir: Path) -> None:  # noqa: F811
     assert client.get("/api/graph?run=tf1&tag=nope&kind=graph").status_code == 404
     tags = client.get("/api/tags/graph").get_json()["tags"]
     assert set(tags) == {"tf1", "trace", "hand", "hub", "flat", "bad"}
+    assert tags["tf1"]["step_1"]["plugin"] == "graph_tagged_run_metadata"
 
 
 def test_an_unchanged_graph_is_not_sent_again(make_app, tmp_path: Path) -> None:

@@ -49,12 +49,16 @@ def runs_listing(data: DataProvider) -> dict[str, Any]:
 
 
 def tags_listing(data: DataProvider, kind: Kind) -> dict[str, Any]:
-    """Every run's tags of one kind, with display name and description."""
+    """Every run's tags of one kind, with display name, description and plugin."""
     return {
         "generation": data.generation,
         "tags": {
             run: {
-                tag: {"displayName": info.display_name, "description": info.description}
+                tag: {
+                    "displayName": info.display_name,
+                    "description": info.description,
+                    "plugin": info.plugin_name,
+                }
                 for tag, info in sorted(tags.items())
             }
             for run, tags in data.tags(kind).items()

@@ -348,6 +348,23 @@ class OpGraphCard {
   }
 }
 
+/**
+ * Drop the Keras config (`graph_keras_model`) of a run that has kboard's model summary: the
+ * summary holds that config with shapes and parameter counts (kboard's callback writes both,
+ * the config for TensorBoard), so it would be the same model twice.
+ */
+function withoutKerasCopies(tagsByRun) {
+  const kept = {};
+  for (const [run, tags] of Object.entries(tagsByRun)) {
+    const infos = Object.entries(tags);
+    const summarised = infos.some(([, info]) => info.plugin === 'kboard_model_summary');
+    kept[run] = Object.fromEntries(
+      infos.filter(([, info]) => !summarised || info.plugin !== 'graph_keras_model'),
+    );
+  }
+  return kept;
+}
+
 const viewSwitch = el(
   'span',
   { class: 'kb-segmented', role: 'group', 'aria-label': 'Show models as' },
@@ -376,6 +393,7 @@ const board = createBoard({
         'model.fit(x, y, callbacks=[KBoardCallback("logs/run1")])',
     ),
   ],
+  keepTags: withoutKerasCopies,
   makeCard: (run, tag, info) =>
     info && info.kind === 'graph' ? new OpGraphCard(run, tag, info) : new ModelCard(run, tag, info),
 });
