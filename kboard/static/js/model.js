@@ -392,6 +392,8 @@ const board = createBoard({
       'from kboard.keras import KBoardCallback\n' +
         'model.fit(x, y, callbacks=[KBoardCallback("logs/run1")])',
     ),
+    'TensorFlow op graphs show here too: tf.summary.trace_on(graph=True) then ' +
+      'tf.summary.trace_export(...), or a tf.compat.v1 FileWriter given the graph.',
   ],
   keepTags: withoutKerasCopies,
   makeCard: (run, tag, info) =>
