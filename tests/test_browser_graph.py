@@ -163,6 +163,11 @@ def test_op_graphs_open_collapsed_by_scope(open_page, graph_logdir: Path) -> Non
     expand(page, card, "encoder")
     drawn = card.evaluate(DRAWN)
     assert "encoder/MatMul" in drawn["nodes"] and "encoder" not in drawn["nodes"]
+    # Each op type shown has a colour of its own (up to 12 types a graph).
+    fills = card.locator(".kb-graph-key .kb-swatch").evaluate_all(
+        "swatches => swatches.map(s => s.style.background)"
+    )
+    assert len(fills) >= 4 and len(set(fills)) == len(fills), fills
     assert card.evaluate(EDGES_CROSSING_BOXES) == []
     # Search opens the scopes around a match; colour by device gives a legend.
     card.locator(".kb-graph-search").fill("decoder/act")

@@ -33,11 +33,12 @@ const MAX_BOXES = 3000; // more boxes than this at once are not laid out (see re
 const HUB_LINKS = 12; // a box joined to more boxes than this is a hub (see elkGraph)
 const LINE = 15;
 const READABLE_ZOOM = 0.75; // a graph opens no smaller than this (9 px text); Fit shows all
-// Light fills for op types or devices, by a hash of the name.
+// Light fills for op types or devices: a graph's commonest ones get one each (see palette),
+// any more by a hash of the name.
 // prettier-ignore
 const FILLS = [
   '#dbe8f6', '#fde2c8', '#f9d3d3', '#d5ecea', '#d9eed5', '#f3ebc6', '#eadcea', '#f7dbe6',
-  '#e7ddd5', '#e4e2e0', '#cfe3f3', '#e9f3c9',
+  '#e7ddd5', '#e4e2e0', '#e0d4f7', '#e9f3c9',
 ];
 
 // -- ELK in a worker ----------------------------------------------------------------------
@@ -106,6 +107,14 @@ function fillFor(key) {
   let h = 0;
   for (let i = 0; i < key.length; i++) h = (h * 31 + key.charCodeAt(i)) | 0;
   return FILLS[Math.abs(h) % FILLS.length];
+}
+
+/** A fill for each of names (ids holds each op's index into it): the commonest first. */
+function palette(names, ids) {
+  const counts = new Array(names.length).fill(0);
+  for (const id of ids) counts[id] += 1;
+  const order = names.map((_, i) => i).sort((a, b) => counts[b] - counts[a] || a - b);
+  return new Map(order.slice(0, FILLS.length).map((i, rank) => [names[i], FILLS[rank]]));
 }
 
 function svg(tag, attrs = {}, ...children) {
@@ -417,6 +426,16 @@ export class GraphView {
   show(graph) {
     const model = graph.kind === 'ops' ? fromOps(graph) : fromLayers(graph);
     this.model = model;
+    this.palettes =
+      graph.kind === 'ops'
+        ? {
+            op: palette(graph.ops, graph.op),
+            device: palette(
+              graph.devices.map((d) => d || '(no device)'),
+              graph.device,
+            ),
+          }
+        : null;
     this.colorBy.hidden = !model.ops;
     for (const id of [...this.expanded]) if (!model.items.has(id)) this.expanded.delete(id);
     this.selected = null;
@@ -614,7 +633,8 @@ export class GraphView {
   fill(item, key) {
     if (!this.model.ops || item.group) return null;
     const value = key === 'device' ? item.device || '(no device)' : item.op;
-    return { key: value, color: fillFor(value) };
+    const color = this.palettes && this.palettes[key === 'device' ? 'device' : 'op'].get(value);
+    return { key: value, color: color || fillFor(value) };
   }
 
   drawLegend(used) {
