@@ -11,7 +11,13 @@ from kboard.graph import MAX_GRAPH_BYTES, MAX_OPS, keras_graph, op_graph
 from kboard.provider import load_logdir
 from kboard.tfevents.events import Kind
 from tests.conftest import write_events
-from tests.graph_logs import HOSTILE_OP, graph_event, graph_logdir, hand_graph  # noqa: F401
+from tests.graph_logs import (  # noqa: F401 (graph_logdir: a fixture)
+    HOSTILE_OP,
+    graph_event,
+    graph_logdir,
+    hand_graph,
+    meta_graph_event,
+)
 
 # What each model's config says, written out by hand: (source, target) per use of a tensor.
 EXPECTED_EDGES = {
@@ -154,15 +160,11 @@ def _proto(data: bytes):
 
 
 def test_one_graph_per_run_as_tensorboard_keeps(data, graph_logdir: Path, tmp_path: Path) -> None:  # noqa: F811
-    from tensorboard.compat.proto import event_pb2, meta_graph_pb2
-
     # tf.compat.v1's FileWriter writes the graph twice: a GraphDef, then a MetaGraphDef holding it.
     stored = data.samples("tf1", Kind.GRAPH, "graph_def")
     assert [_proto(s.value) for s in stored] == [_tensorboard_graph(graph_logdir / "tf1")]
     # A meta graph alone is the run's graph; one after a GraphDef, even a different one, is not.
-    meta = meta_graph_pb2.MetaGraphDef()
-    meta.graph_def.ParseFromString(hand_graph())
-    meta_event = event_pb2.Event(step=0, wall_time=2.0, meta_graph_def=meta.SerializeToString())
+    meta_event = meta_graph_event(hand_graph())
     write_events(tmp_path / "meta" / "events.out.tfevents.1.x", [meta_event])
     other = one_op_graph("other")
     write_events(tmp_path / "both" / "events.out.tfevents.1.x", [graph_event(other), meta_event])
@@ -238,7 +240,9 @@ def test_graph_route(make_app, graph_logdir: Path) -> None:  # noqa: F811
     assert client.get("/api/graph?run=tf1&tag=graph_def&kind=text").status_code == 400
     assert client.get("/api/graph?run=tf1&tag=nope&kind=graph").status_code == 404
     tags = client.get("/api/tags/graph").get_json()["tags"]
-    assert set(tags) == {"tf1", "trace", "hand", "hub", "flat", "bad"}
+    assert set(tags) == {"tf1", "trace", "hand", "hub", "flat", "bad", "meta_first"}
+    # A meta graph read before the run's GraphDef stays (the page shows the GraphDef only).
+    assert set(tags["meta_first"]) == {"meta_graph_def", "graph_def"}
     assert tags["tf1"]["step_1"]["plugin"] == "graph_tagged_run_metadata"
 
 

@@ -387,8 +387,9 @@ export class GraphView {
             viewBox: '0 0 8 8',
             refX: 8,
             refY: 4,
-            markerWidth: 7,
-            markerHeight: 7,
+            markerUnits: 'userSpaceOnUse', // one size, however thick the edge
+            markerWidth: 8,
+            markerHeight: 8,
             orient: 'auto',
           },
           svg('path', { d: 'M0,0 L8,4 L0,8 z', class: 'kb-graph-arrow' }),

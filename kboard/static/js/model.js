@@ -349,17 +349,23 @@ class OpGraphCard {
 }
 
 /**
- * Drop the Keras config (`graph_keras_model`) of a run that has kboard's model summary: the
- * summary holds that config with shapes and parameter counts (kboard's callback writes both,
- * the config for TensorBoard), so it would be the same model twice.
+ * Drop the copies of a run's model or graph, so each shows once: the Keras config
+ * (`graph_keras_model`) of a run that has kboard's model summary (which holds that config with
+ * shapes and parameter counts; kboard's callback writes both, the config for TensorBoard), and
+ * a meta graph read before the run's GraphDef (TensorBoard keeps the GraphDef).
  */
-function withoutKerasCopies(tagsByRun) {
+function withoutCopies(tagsByRun) {
   const kept = {};
   for (const [run, tags] of Object.entries(tagsByRun)) {
     const infos = Object.entries(tags);
     const summarised = infos.some(([, info]) => info.plugin === 'kboard_model_summary');
+    const graphDef = tags.graph_def && tags.graph_def.plugin === 'graphs';
     kept[run] = Object.fromEntries(
-      infos.filter(([, info]) => !summarised || info.plugin !== 'graph_keras_model'),
+      infos.filter(
+        ([tag, info]) =>
+          !(summarised && info.plugin === 'graph_keras_model') &&
+          !(graphDef && tag === 'meta_graph_def' && info.plugin === 'graphs'),
+      ),
     );
   }
   return kept;
@@ -395,7 +401,7 @@ const board = createBoard({
     'TensorFlow op graphs show here too: tf.summary.trace_on(graph=True) then ' +
       'tf.summary.trace_export(...), or a tf.compat.v1 FileWriter given the graph.',
   ],
-  keepTags: withoutKerasCopies,
+  keepTags: withoutCopies,
   makeCard: (run, tag, info) =>
     info && info.kind === 'graph' ? new OpGraphCard(run, tag, info) : new ModelCard(run, tag, info),
 });
