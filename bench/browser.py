@@ -11,7 +11,7 @@ ops (collapsed by scope) and of a 300-layer Keras model (every layer shown), eac
 TensorFlow/Keras and logged, from the data's arrival to the drawn SVG.
 
     python -m bench.browser [--runs 50 --tags 20 --steps 10000] [--logdir DIR]
-    python -m bench.browser --graphs [--ops 10000 --layers 300]
+    python -m bench.browser --graphs [--ops 10000 --layers 300] [--loads 3]
 
 With ``--many-runs`` (1,000 runs x 10 tags x 1,000 steps unless given) it times instead the
 first chart drawn, a run filter typed, select none and select all in the run selector, and
@@ -72,9 +72,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--layers", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3, help="page loads of each kind")
     parser.add_argument("--many-runs", action="store_true", help="time the run selector")
+    parser.add_argument("--loads", type=int, default=3, help="page loads per graph (--graphs)")
     args = parser.parse_args(argv)
     if args.graphs:
-        graph_bench(args.ops, args.layers)
+        graph_bench(args.ops, args.layers, args.loads)
         return
     sizes = (1000, 10, 1000) if args.many_runs else (50, 20, 10_000)
     for name, default in zip(("runs", "tags", "steps"), sizes, strict=True):
@@ -215,7 +216,7 @@ def write_deep_model(log_dir: Path, layers: int) -> None:
         writer.add_value(model_summary_value(model_summary(model)), 0)
 
 
-def graph_bench(ops: int, layers: int) -> None:
+def graph_bench(ops: int, layers: int, loads: int = 3) -> None:
     """Time the layout of a big op graph (collapsed) and a deep model (all layers shown)."""
     from playwright.sync_api import sync_playwright
 
@@ -232,16 +233,16 @@ def graph_bench(ops: int, layers: int) -> None:
             rows = []
             for run, tag, label in cases:
                 timings = []
-                for _ in range(3):  # the first load also starts the layout worker
+                for _ in range(loads):  # the first load also starts the layout worker
                     page.goto(f"{base}?tab=model&runs=%5E{run}%24")
                     ready = page.wait_for_function(GRAPH_READY, arg=[run, tag], timeout=120_000)
                     first = ready.json_value()
                     again = page.evaluate(RELAYOUT, [run, tag])
                     timings.append((first["ms"], first["at"], again["ms"], first["boxes"]))
-                first_ms, at, again_ms, boxes = (sorted(c)[1] for c in zip(*timings))
+                first_ms, at, again_ms, boxes = (sorted(c)[len(c) // 2] for c in zip(*timings))
                 rows.append((label, first_ms, at, again_ms, boxes))
             browser.close()
-    print("MODEL tab graphs, Chromium headless, median of 3 page loads:")
+    print(f"MODEL tab graphs, Chromium headless, median of {loads} page loads:")
     for label, first_ms, at, again_ms, boxes in rows:
         print(
             f"  {label}: {boxes:,} boxes laid out and drawn in {first_ms:,.0f} ms "

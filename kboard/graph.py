@@ -20,6 +20,7 @@ not change what they get.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from typing import Any
 
@@ -34,6 +35,13 @@ MAX_OPS = 50_000
 MAX_LAYERS = 20_000
 MAX_ATTR_CHARS = 240  # per attribute value shown on click
 MAX_DEPTH = 32  # nesting of models within models
+
+
+@functools.lru_cache(maxsize=16)
+def graph_digest(stored: str | bytes) -> str:
+    """A short hash of a stored graph, to tell the page it has not changed (kept: asked often)."""
+    data = stored.encode("utf-8", "surrogatepass") if isinstance(stored, str) else stored
+    return hashlib.blake2b(data, digest_size=12).hexdigest()
 
 
 # -- Keras layer graphs ---------------------------------------------------------------

@@ -51,7 +51,7 @@ import numpy as np
 
 from kboard.cache import RunCache, default_cache_dir
 from kboard.downsample import minmax_indices
-from kboard.graph import keras_graph, op_graph
+from kboard.graph import graph_digest, keras_graph, op_graph
 from kboard.groups import (
     STAT_NAMES,
     GroupKey,
@@ -641,17 +641,25 @@ class DataProvider:
         ``kind`` is :attr:`Kind.MODEL` (a Keras config or kboard summary) or :attr:`Kind.GRAPH`
         (a ``GraphDef``); a graph that cannot be drawn comes back as ``{"error": message}``.
         """
-        if kind not in (Kind.MODEL, Kind.GRAPH):
-            raise ValueError("kind must be model or graph")
-        samples = self._store.samples(run, kind, tag)
-        if not samples:
-            raise NotFound(f"no graph under tag {tag!r}")
-        latest = samples[-1]
+        latest = self._latest_graph(run, tag, kind)
         try:
             view = keras_graph(latest.value) if kind is Kind.MODEL else op_graph(latest.value)
         except ValueError as exc:
             view = {"error": str(exc)}
         return {"run": run, "tag": tag, "step": latest.step, "graph": view}
+
+    def graph_version(self, run: str, tag: str, kind: Kind) -> str:
+        """A token that changes whenever :meth:`graph_view` of the run and tag would (an ETag)."""
+        latest = self._latest_graph(run, tag, kind)
+        return f"{kind.value}-{latest.step}-{latest.wall_time!r}-{graph_digest(latest.value)}"
+
+    def _latest_graph(self, run: str, tag: str, kind: Kind) -> Sample:
+        if kind not in (Kind.MODEL, Kind.GRAPH):
+            raise ValueError("kind must be model or graph")
+        samples = self._store.samples(run, kind, tag)
+        if not samples:
+            raise NotFound(f"no graph under tag {tag!r}")
+        return samples[-1]
 
     # -- run groups -------------------------------------------------------------------
     def run_groups(self, key_of_run: GroupKey, runs: Sequence[str] | None = None) -> RunGroups:

@@ -166,6 +166,15 @@ def graph_event(data: bytes, step: int = 0):
     return event_pb2.Event(step=step, wall_time=1.0 + step, graph_def=data)
 
 
+def meta_graph_event(data: bytes, step: int = 0):
+    """An event whose ``meta_graph_def`` holds the ``GraphDef`` ``data``."""
+    from tensorboard.compat.proto import event_pb2, meta_graph_pb2
+
+    meta = meta_graph_pb2.MetaGraphDef()
+    meta.graph_def.ParseFromString(data)
+    return event_pb2.Event(step=step, wall_time=1.0 + step, meta_graph_def=meta.SerializeToString())
+
+
 _BUILT: list[Path] = []  # the logdir, built once however many test modules import the fixture
 
 
@@ -173,7 +182,8 @@ _BUILT: list[Path] = []  # the logdir, built once however many test modules impo
 def graph_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Runs ``<model>/keras/train`` and ``<model>/kboard/train`` for each model, ``tf1``,
     ``trace``, ``hand`` (a hand-built GraphDef), ``hub`` (one op joined to 15 scopes),
-    ``flat`` (3,500 ops, no scopes) and ``bad`` (bytes that are no GraphDef)."""
+    ``flat`` (3,500 ops, no scopes), ``bad`` (bytes that are no GraphDef) and ``meta_first``
+    (a meta graph, then the same GraphDef)."""
     pytest.importorskip("tensorflow")
     if _BUILT:
         return _BUILT[0]
@@ -190,5 +200,9 @@ def graph_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_events(logdir / "flat" / "events.out.tfevents.1.flat", [graph_event(flat_graph())])
     write_events(
         logdir / "bad" / "events.out.tfevents.1.bad", [graph_event(b"\xff\xff not a graph")]
+    )
+    write_events(
+        logdir / "meta_first" / "events.out.tfevents.1.meta",
+        [meta_graph_event(hand_graph()), graph_event(hand_graph())],
     )
     return logdir

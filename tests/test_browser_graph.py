@@ -163,6 +163,11 @@ def test_op_graphs_open_collapsed_by_scope(open_page, graph_logdir: Path) -> Non
     expand(page, card, "encoder")
     drawn = card.evaluate(DRAWN)
     assert "encoder/MatMul" in drawn["nodes"] and "encoder" not in drawn["nodes"]
+    # Each op type shown has a colour of its own (up to 12 types a graph).
+    fills = card.locator(".kb-graph-key .kb-swatch").evaluate_all(
+        "swatches => swatches.map(s => s.style.background)"
+    )
+    assert len(fills) >= 4 and len(set(fills)) == len(fills), fills
     assert card.evaluate(EDGES_CROSSING_BOXES) == []
     # Search opens the scopes around a match; colour by device gives a legend.
     card.locator(".kb-graph-search").fill("decoder/act")
@@ -194,6 +199,15 @@ def test_op_graphs_open_collapsed_by_scope(open_page, graph_logdir: Path) -> Non
     expect(hand.locator(".kb-graph-key")).to_have_text(["/device:CPU:0"])
     # A hub (joined to more than 12 boxes) is set aside, its links listed, not drawn.
     hub = graph_card(page, "hub", "graph_def")
+    # A tall graph opens readable (its text at 9 px or more, its top in view); Fit shows all.
+    assert float(hub.locator(".kb-graph").get_attribute("data-zoom")) >= 0.75
+    expect(hub.locator(".kb-graph-status")).to_contain_text("16 boxes shown")
+    assert (
+        hub.locator('.kb-gnode[data-name="layer_0"]').bounding_box()["y"]
+        > (hub.locator(".kb-graph-canvas").bounding_box()["y"])
+    )
+    hub.get_by_role("button", name="Fit the graph").click()
+    assert float(hub.locator(".kb-graph").get_attribute("data-zoom")) < 0.75
     hub.locator(".kb-gnode--hub").click()
     assert "⇄ 15 links, not drawn" in hub.evaluate(DRAWN)["texts"]
     assert hub.locator(".kb-gedge").count() == 14 and hub.locator(".kb-gnode--linked").count() == 15
@@ -202,6 +216,7 @@ def test_op_graphs_open_collapsed_by_scope(open_page, graph_logdir: Path) -> Non
     # at once would be too many boxes, and is refused with a message.
     flat = graph_card(page, "flat", "graph_def")
     assert flat.evaluate(DRAWN)["nodes"] == ["[Relu ×3500]"]
+    expect(flat.locator(".kb-graph-status")).to_have_text("1 box shown of 3,536 ops and scopes")
     flat.locator(".kb-gnode").click()
     page.wait_for_function(
         "c => c.querySelectorAll('.kb-gnode').length === 35", arg=flat.element_handle()
@@ -214,3 +229,77 @@ def test_op_graphs_open_collapsed_by_scope(open_page, graph_logdir: Path) -> Non
     trace = graph_card(page, "trace", "step_trace")
     assert trace.evaluate(DRAWN)["nodes"]  # the traced function graphs, by scope
     watched.assert_clean()
+
+
+def test_live_updates_do_not_fetch_an_unchanged_graph_again(open_page, tmp_path: Path) -> None:
+    from tests.conftest import scalar_event, write_events
+    from tests.graph_logs import graph_event, hand_graph
+    from tests.test_graph import one_op_graph
+
+    events = tmp_path / "ops" / "events.out.tfevents.1.x"
+    write_events(events, [graph_event(hand_graph())])
+    watched = open_page(tmp_path, None)
+    page = watched.page
+    statuses: list[int] = []  # of each /api/graph response
+    page.on("response", lambda r: "/api/graph?" in r.url and statuses.append(r.status))
+    watched.open("?tab=model")
+    card = graph_card(page, "ops", "graph_def")
+    expand(page, card, "block")  # an opened box stays open across live updates
+    assert statuses == [200]
+    # The run gets a new scalar: the card reloads, and the graph costs a 304, no bytes.
+    write_events(events, [scalar_event("loss", 1, 0.5)], append=True)
+    page.wait_for_function(
+        "() => performance.getEntriesByType('resource')"
+        ".filter(e => e.name.includes('/api/graph?')).length >= 2",
+        timeout=10_000,
+    )
+    page.wait_for_timeout(300)
+    assert statuses == [200, 304]
+    assert card.locator('.kb-ggroup[data-name="block"]').count() == 1
+    # A new graph at a later step is fetched and drawn.
+    write_events(events, [graph_event(one_op_graph("next_op"), step=2)], append=True)
+    card.locator('.kb-gnode[data-name="next_op"]').wait_for(timeout=10_000)
+    expect(card.locator(".kb-card-sample")).to_have_text("step 2")
+    assert statuses[-1] == 200
+    watched.assert_clean()
+
+
+def test_a_graph_is_usable_from_the_keyboard(open_page, graph_logdir: Path) -> None:  # noqa: F811
+    watched = open_page(graph_logdir, "?tab=model&runs=%5Etf1%24")
+    page = watched.page
+    card = graph_card(page, "tf1", "graph_def")
+    canvas = card.locator(".kb-graph-canvas")
+    assert "N and P select" in canvas.get_attribute("aria-label")
+    canvas.focus()
+    details = card.locator(".kb-graph-details-name")
+    page.keyboard.press("n")  # the top box: the placeholder that feeds the encoder
+    expect(details).to_have_text("x")
+    page.keyboard.press("n")
+    expect(details).to_have_text("encoder")
+    page.keyboard.press("Enter")  # opens the selected box
+    card.locator('.kb-ggroup[data-name="encoder"]').wait_for()
+    page.keyboard.press("p")  # from no box drawn selected: the last one, at the bottom
+    expect(details).to_have_text("loss")
+    watched.assert_clean()
+
+
+def test_a_run_shows_each_model_and_graph_once(
+    open_page,
+    graph_logdir: Path,  # noqa: F811
+) -> None:
+    watched = open_page(graph_logdir, "?tab=model&runs=%5Etwo_io%2F")
+    page = watched.page
+    graph_card(page, "two_io/kboard/train", "model_summary")
+    graph_card(page, "two_io/keras/train", "keras")  # Keras's own callback: its config
+    shown = page.locator("#panel-model .kb-model-card").evaluate_all(
+        "cards => cards.map(c => [c.dataset.run, c.dataset.tag])"
+    )
+    assert sorted(shown) == [
+        ["two_io/kboard/train", "model_summary"],
+        ["two_io/keras/train", "keras"],
+    ]
+    # A meta graph read before the run's GraphDef is not a second card either.
+    watched.open("?tab=model&runs=%5Emeta_first%24")
+    graph_card(page, "meta_first", "graph_def")
+    assert page.locator("#panel-model .kb-model-card").count() == 1
+    assert watched.errors == [] and watched.foreign == []  # (leaving the page cut its stream)

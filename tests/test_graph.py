@@ -11,7 +11,13 @@ from kboard.graph import MAX_GRAPH_BYTES, MAX_OPS, keras_graph, op_graph
 from kboard.provider import load_logdir
 from kboard.tfevents.events import Kind
 from tests.conftest import write_events
-from tests.graph_logs import HOSTILE_OP, graph_event, graph_logdir, hand_graph  # noqa: F401
+from tests.graph_logs import (  # noqa: F401 (graph_logdir: a fixture)
+    HOSTILE_OP,
+    graph_event,
+    graph_logdir,
+    hand_graph,
+    meta_graph_event,
+)
 
 # What each model's config says, written out by hand: (source, target) per use of a tensor.
 EXPECTED_EDGES = {
@@ -120,13 +126,12 @@ def test_tf1_graph_def_and_meta_graph(data) -> None:
     import tensorflow as tf
 
     tags = data.tags(Kind.GRAPH)["tf1"]
-    assert set(tags) == {"graph_def", "meta_graph_def", "step_1"}
+    assert set(tags) == {"graph_def", "step_1"}  # the meta graph's copy is not a second card
     # The traced step's run metadata: its partition graph, what the session ran.
     traced = data.graph_view("tf1", "step_1", Kind.GRAPH)["graph"]
     assert tags["step_1"].plugin_name == "graph_tagged_run_metadata"
     assert any(name.startswith("decoder/") for name in traced["names"])
     graph = data.graph_view("tf1", "graph_def", Kind.GRAPH)["graph"]
-    assert data.graph_view("tf1", "meta_graph_def", Kind.GRAPH)["graph"] == graph
     proto = tf.compat.v1.GraphDef.FromString(data.samples("tf1", Kind.GRAPH, "graph_def")[0].value)
     assert graph["names"] == [n.name for n in proto.node] and graph["count"] == len(proto.node)
     assert [graph["ops"][i] for i in graph["op"]] == [n.op for n in proto.node]
@@ -139,6 +144,51 @@ def test_tf1_graph_def_and_meta_graph(data) -> None:
     assert edges == expected
     assert {n.split("/")[0] for n in graph["names"] if "/" in n} == {"encoder", "decoder", "loss"}
     assert graph["shapes"][graph["names"].index("x")] is None or "4" in graph["shapes"][0]
+
+
+def _tensorboard_graph(run_dir: Path):
+    """The one graph TensorBoard's event accumulator keeps for a run."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    return EventAccumulator(str(run_dir)).Reload().Graph()
+
+
+def _proto(data: bytes):
+    from tensorboard.compat.proto import graph_pb2
+
+    return graph_pb2.GraphDef.FromString(data)
+
+
+def test_one_graph_per_run_as_tensorboard_keeps(data, graph_logdir: Path, tmp_path: Path) -> None:  # noqa: F811
+    # tf.compat.v1's FileWriter writes the graph twice: a GraphDef, then a MetaGraphDef holding it.
+    stored = data.samples("tf1", Kind.GRAPH, "graph_def")
+    assert [_proto(s.value) for s in stored] == [_tensorboard_graph(graph_logdir / "tf1")]
+    # A meta graph alone is the run's graph; one after a GraphDef, even a different one, is not.
+    meta_event = meta_graph_event(hand_graph())
+    write_events(tmp_path / "meta" / "events.out.tfevents.1.x", [meta_event])
+    other = one_op_graph("other")
+    write_events(tmp_path / "both" / "events.out.tfevents.1.x", [graph_event(other), meta_event])
+    logs = load_logdir(str(tmp_path))
+    tags = logs.tags(Kind.GRAPH)
+    assert {run: set(t) for run, t in tags.items()} == {
+        "meta": {"meta_graph_def"},
+        "both": {"graph_def"},
+    }
+    assert logs.samples("meta", Kind.GRAPH, "meta_graph_def")[0].value == hand_graph()
+    assert _tensorboard_graph(tmp_path / "meta") == _proto(hand_graph())
+    assert logs.samples("both", Kind.GRAPH, "graph_def")[0].value == other
+    assert _tensorboard_graph(tmp_path / "both") == _proto(other)
+    assert {(r.attempts, r.overwritten) for r in logs.runs()} == {(1, 0)}
+    assert logs.problems() == []
+
+
+def one_op_graph(name: str) -> bytes:
+    """A one-op ``GraphDef``."""
+    from tensorboard.compat.proto import graph_pb2
+
+    graph = graph_pb2.GraphDef()
+    graph.node.add(name=name, op="NoOp")
+    return graph.SerializeToString()
 
 
 def test_trace_export_graph(data) -> None:
@@ -190,4 +240,33 @@ def test_graph_route(make_app, graph_logdir: Path) -> None:  # noqa: F811
     assert client.get("/api/graph?run=tf1&tag=graph_def&kind=text").status_code == 400
     assert client.get("/api/graph?run=tf1&tag=nope&kind=graph").status_code == 404
     tags = client.get("/api/tags/graph").get_json()["tags"]
-    assert set(tags) == {"tf1", "trace", "hand", "hub", "flat", "bad"}
+    assert set(tags) == {"tf1", "trace", "hand", "hub", "flat", "bad", "meta_first"}
+    # A meta graph read before the run's GraphDef stays (the page shows the GraphDef only).
+    assert set(tags["meta_first"]) == {"meta_graph_def", "graph_def"}
+    assert tags["tf1"]["step_1"]["plugin"] == "graph_tagged_run_metadata"
+
+
+def test_an_unchanged_graph_is_not_sent_again(make_app, tmp_path: Path) -> None:
+    path = tmp_path / "run" / "events.out.tfevents.1.x"
+    write_events(path, [graph_event(hand_graph())])
+    app = make_app(tmp_path)
+    client = app.test_client()
+    url = "/api/graph?run=run&tag=graph_def&kind=graph"
+    first = client.get(url)
+    etag = first.headers["ETag"]
+    assert first.status_code == 200 and first.get_json()["graph"]["count"] == 6
+    assert first.headers["Cache-Control"] == "private, no-cache"
+    again = client.get(url, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b"" and again.headers["ETag"] == etag
+    missing = client.get(url.replace("graph_def", "nope"), headers={"If-None-Match": etag})
+    assert missing.status_code == 404
+    # A new graph (a later step, then the same step rewritten) is sent in full.
+    write_events(path, [graph_event(one_op_graph("next"), step=5)], append=True)
+    app.extensions["kboard"].reader.reload()
+    changed = client.get(url, headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.get_json()["step"] == 5
+    assert changed.headers["ETag"] != etag
+    write_events(path, [graph_event(hand_graph(), step=5)], append=True)
+    app.extensions["kboard"].reader.reload()
+    rewritten = client.get(url, headers={"If-None-Match": changed.headers["ETag"]})
+    assert rewritten.status_code == 200 and rewritten.get_json()["graph"]["count"] == 6

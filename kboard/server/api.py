@@ -14,7 +14,7 @@ from kboard.export import FORMATS, Selection, csv_chunks, json_chunks
 from kboard.histograms import DISPLAY_BINS
 from kboard.provider import DEFAULT_POINTS, X_MODES, DataProvider, GroupKey, NotFound, regex_key
 from kboard.server.context import provider, serving
-from kboard.server.responses import blob_response, json_error, json_response
+from kboard.server.responses import blob_response, json_error, json_response, revalidated_json
 from kboard.server.streams import stream_response
 from kboard.tfevents.events import Kind
 
@@ -49,12 +49,16 @@ def runs_listing(data: DataProvider) -> dict[str, Any]:
 
 
 def tags_listing(data: DataProvider, kind: Kind) -> dict[str, Any]:
-    """Every run's tags of one kind, with display name and description."""
+    """Every run's tags of one kind, with display name, description and plugin."""
     return {
         "generation": data.generation,
         "tags": {
             run: {
-                tag: {"displayName": info.display_name, "description": info.description}
+                tag: {
+                    "displayName": info.display_name,
+                    "description": info.description,
+                    "plugin": info.plugin_name,
+                }
                 for tag, info in sorted(tags.items())
             }
             for run, tags in data.tags(kind).items()
@@ -312,7 +316,9 @@ def graph() -> Response:
     kind = request.args.get("kind", "model")
     if kind not in (Kind.MODEL.value, Kind.GRAPH.value):
         raise _BadRequest("kind must be model or graph")
-    return json_response(provider().graph_view(run, tag, Kind(kind)))
+    # A page asks again after every live update: an unchanged graph costs a 304, no bytes.
+    version = provider().graph_version(run, tag, Kind(kind))
+    return revalidated_json(version, lambda: provider().graph_view(run, tag, Kind(kind)))
 
 
 def _flag(name: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, request
@@ -26,6 +27,15 @@ def blob_response(blob: Blob) -> Response:
     response.set_etag(blob.etag)
     response.headers["Cache-Control"] = "private, no-cache"
     return response.make_conditional(request)
+
+
+def revalidated_json(etag: str, build: Callable[[], Any]) -> Response:
+    """JSON under ``etag``: a 304 without building it when the client holds that version."""
+    held = etag in request.if_none_match
+    response = Response(status=304) if held else json_response(build())
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
 
 
 def json_error(message: str, status: int) -> Response:

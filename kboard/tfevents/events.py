@@ -303,6 +303,8 @@ def decode_event(
     elif what == "session_log":
         if event.session_log.status == event_pb2.SessionLog.START:
             out.append(Restart(step, wall_time))
+    elif what == "meta_graph_def" and _GRAPH_DEF_KEY in tag_infos:
+        pass  # the run has a GraphDef: TensorBoard keeps it, not the meta graph's copy of it
     elif what in ("graph_def", "meta_graph_def", "tagged_run_metadata"):
         tag = event.tagged_run_metadata.tag if what == "tagged_run_metadata" else what
         try:
@@ -316,6 +318,10 @@ def decode_event(
             info = _remember(tag_infos, f"\0{what}:{tag}", TagInfo(Kind.GRAPH, plugin))
             out.append(Datum(tag, info, step, wall_time, graph))
     return out, problems
+
+
+# Where a run's memory notes that it has a GraphDef event (see :func:`decode_event`).
+_GRAPH_DEF_KEY = "\0graph_def:graph_def"
 
 
 def _event_graph(event: Any, what: str) -> bytes:

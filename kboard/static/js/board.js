@@ -19,6 +19,7 @@
 //   keepCards            a card whose tag leaves the page is kept (its zoom, its data) for
 //                        when the tag comes back, instead of destroyed
 //   toolbar              more nodes for the toolbar, before "Expand all"
+//   keepTags(tagsByRun)  the {run: {tag: info}} to show, of those fetched (drops copies)
 //   noRunsLines(logdir)  the empty state's lines when the logdir has no runs
 //   tagsLabel            "None of the 5 <tagsLabel> matches" (default "tags here")
 //   summary(counts)      the toolbar's text from {tags, allTags, groups, runs, selected}
@@ -350,6 +351,7 @@ export function createBoard(options) {
       const data = await (prefetched ? prefetched.catch(ask) : ask());
       tagsByRun = data.tags || {};
     }
+    if (options.keepTags) tagsByRun = options.keepTags(tagsByRun);
     prefetched = null;
     tagsLoaded = true;
     render();

@@ -4,8 +4,8 @@
 // layout never blocks the page); edges are routed orthogonally around the nodes. Nested models
 // and name scopes are boxes that expand and collapse (each change lays the graph out again);
 // an op graph opens with every scope collapsed, so a graph of 10,000 ops opens as a few boxes.
-// Pan with a drag, the arrow keys or the buttons, zoom with the wheel, +/- or the buttons, 0
-// fits, Enter opens or closes the selected box (search selects one by name). Every name is
+// A graph opens at a readable size (its top when it is taller than that), pan with a drag, the
+// arrow keys or the buttons, zoom with the wheel, +/- or the buttons, 0 (Fit) shows it all, Enter opens or closes the selected box (search selects one by name). Every name is
 // SVG text (textContent), never parsed as markup.
 //
 // new GraphView({onSelect}) gives .root; view.show(graph) takes /api/graph's `graph`.
@@ -32,11 +32,13 @@ const PART = 100; // ops a part of a box of one op type (see inParts)
 const MAX_BOXES = 3000; // more boxes than this at once are not laid out (see relayout)
 const HUB_LINKS = 12; // a box joined to more boxes than this is a hub (see elkGraph)
 const LINE = 15;
-// Light fills for op types or devices, by a hash of the name.
+const READABLE_ZOOM = 0.75; // a graph opens no smaller than this (9 px text); Fit shows all
+// Light fills for op types or devices: a graph's commonest ones get one each (see palette),
+// any more by a hash of the name.
 // prettier-ignore
 const FILLS = [
   '#dbe8f6', '#fde2c8', '#f9d3d3', '#d5ecea', '#d9eed5', '#f3ebc6', '#eadcea', '#f7dbe6',
-  '#e7ddd5', '#e4e2e0', '#cfe3f3', '#e9f3c9',
+  '#e7ddd5', '#e4e2e0', '#e0d4f7', '#e9f3c9',
 ];
 
 // -- ELK in a worker ----------------------------------------------------------------------
@@ -105,6 +107,14 @@ function fillFor(key) {
   let h = 0;
   for (let i = 0; i < key.length; i++) h = (h * 31 + key.charCodeAt(i)) | 0;
   return FILLS[Math.abs(h) % FILLS.length];
+}
+
+/** A fill for each of names (ids holds each op's index into it): the commonest first. */
+function palette(names, ids) {
+  const counts = new Array(names.length).fill(0);
+  for (const id of ids) counts[id] += 1;
+  const order = names.map((_, i) => i).sort((a, b) => counts[b] - counts[a] || a - b);
+  return new Map(order.slice(0, FILLS.length).map((i, rank) => [names[i], FILLS[rank]]));
 }
 
 function svg(tag, attrs = {}, ...children) {
@@ -377,8 +387,9 @@ export class GraphView {
             viewBox: '0 0 8 8',
             refX: 8,
             refY: 4,
-            markerWidth: 7,
-            markerHeight: 7,
+            markerUnits: 'userSpaceOnUse', // one size, however thick the edge
+            markerWidth: 8,
+            markerHeight: 8,
             orient: 'auto',
           },
           svg('path', { d: 'M0,0 L8,4 L0,8 z', class: 'kb-graph-arrow' }),
@@ -386,7 +397,15 @@ export class GraphView {
       ),
       this.viewport,
     );
-    this.canvas = el('div', { class: 'kb-graph-canvas', tabindex: '0' });
+    const keys =
+      'Graph: arrow keys pan, + and − zoom, 0 fits, N and P select the next and previous box, ' +
+      'Enter opens or closes the selected box';
+    this.canvas = el('div', {
+      class: 'kb-graph-canvas',
+      tabindex: '0',
+      title: keys,
+      'aria-label': keys,
+    });
     this.canvas.append(this.svg);
     this.status = el('p', { class: 'kb-card-note kb-graph-status' });
     this.legend = el('div', { class: 'kb-graph-legend' });
@@ -408,6 +427,16 @@ export class GraphView {
   show(graph) {
     const model = graph.kind === 'ops' ? fromOps(graph) : fromLayers(graph);
     this.model = model;
+    this.palettes =
+      graph.kind === 'ops'
+        ? {
+            op: palette(graph.ops, graph.op),
+            device: palette(
+              graph.devices.map((d) => d || '(no device)'),
+              graph.device,
+            ),
+          }
+        : null;
     this.colorBy.hidden = !model.ops;
     for (const id of [...this.expanded]) if (!model.items.has(id)) this.expanded.delete(id);
     this.selected = null;
@@ -415,7 +444,7 @@ export class GraphView {
     this.note = graph.note || '';
     this.matches = [];
     this.found.textContent = '';
-    this.fitNext = true;
+    this.fitNext = 'readable';
     return this.relayout();
   }
 
@@ -557,15 +586,16 @@ export class GraphView {
     const ms = performance.now() - started;
     this.root.dataset.layoutMs = String(Math.round(ms));
     if (this.fitNext) {
+      this.fit({ readable: this.fitNext === 'readable' });
       this.fitNext = false;
-      this.fit();
     } else if (before) {
       const after = this.screenOf(anchor);
       if (after) this.pan(before.x - after.x, before.y - after.y);
     }
     const visible = this.viewport.querySelectorAll('.kb-gnode').length;
     this.status.textContent =
-      `${count(visible)} boxes shown of ${count(this.model.items.size)} ` +
+      `${count(visible)} ${visible === 1 ? 'box' : 'boxes'} shown of ` +
+      `${count(this.model.items.size)} ` +
       `${this.model.ops ? 'ops and scopes' : 'layers'}` +
       (this.note ? ` · ${this.note}` : '');
     this.root.dataset.state = 'ready';
@@ -604,7 +634,8 @@ export class GraphView {
   fill(item, key) {
     if (!this.model.ops || item.group) return null;
     const value = key === 'device' ? item.device || '(no device)' : item.op;
-    return { key: value, color: fillFor(value) };
+    const color = this.palettes && this.palettes[key === 'device' ? 'device' : 'op'].get(value);
+    return { key: value, color: color || fillFor(value) };
   }
 
   drawLegend(used) {
@@ -761,6 +792,21 @@ export class GraphView {
     this.onSelect(item);
   }
 
+  /** Select the next (1) or previous (-1) box drawn, top to bottom, and bring it into view. */
+  selectStep(step) {
+    if (!this.model || !this.positions) return;
+    const at = (id) => this.positions.get(id);
+    const ids = [...this.viewport.querySelectorAll('.kb-gnode')]
+      .map((node) => node.dataset.id)
+      .filter((id) => at(id))
+      .sort((a, b) => at(a).y - at(b).y || at(a).x - at(b).x);
+    if (!ids.length) return;
+    const now = ids.indexOf(this.selected);
+    const next = now < 0 ? (step > 0 ? 0 : ids.length - 1) : (now + step + ids.length) % ids.length;
+    this.centerOn(ids[next]);
+    this.select(ids[next]);
+  }
+
   mark(id, cls) {
     const node = this.viewport.querySelector(`[data-id="${CSS.escape(id)}"]`);
     if (node) node.classList.add(cls);
@@ -880,6 +926,9 @@ export class GraphView {
         ArrowRight: () => this.pan(-step, 0),
         ArrowUp: () => this.pan(0, step),
         ArrowDown: () => this.pan(0, -step),
+        n: () => this.selectStep(1),
+        N: () => this.selectStep(-1),
+        p: () => this.selectStep(-1),
         Enter: () => {
           const item = this.selected && this.model.items.get(this.selected);
           if (item && item.group) this.toggle(item.id); // open or close the selected box
@@ -918,13 +967,15 @@ export class GraphView {
     this.apply();
   }
 
-  fit() {
+  /** Show the whole graph; with readable, no smaller than READABLE_ZOOM (its top, then). */
+  fit({ readable = false } = {}) {
     const box = this.canvas.getBoundingClientRect();
     const { w, h } = this.size || { w: 0, h: 0 };
     if (!w || !h || !box.width) {
       this.view = { x: 0, y: 0, k: 1 };
     } else {
-      const k = Math.min(1.2, Math.max(0.05, Math.min(box.width / w, box.height / h) * 0.95));
+      let k = Math.min(1.2, Math.max(0.05, Math.min(box.width / w, box.height / h) * 0.95));
+      if (readable) k = Math.max(k, READABLE_ZOOM);
       this.view = { x: (box.width - w * k) / 2, y: Math.max(4, (box.height - h * k) / 2), k };
     }
     this.apply();

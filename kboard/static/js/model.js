@@ -11,7 +11,7 @@
 import { app, defineState, spec } from './app.js';
 import { createBoard, frameCard, refreshHeader, registerBoard } from './board.js';
 import { GraphView } from './graphview.js';
-import { codeBlock, el, fetchJSON } from './util.js';
+import { codeBlock, el, fetchChangedJSON, fetchJSON } from './util.js';
 
 defineState('mclosed', spec.list()); // collapsed tag groups
 defineState('mview', spec.choice('graph', ['graph', 'table'])); // a model as a graph or a table
@@ -53,13 +53,20 @@ function errorBox(title, why, extraClass = '') {
   );
 }
 
-/** Fetch /api/graph for a card; {graph} or {error}. */
-async function fetchGraph(run, tag, kind) {
+/**
+ * Fetch /api/graph for a card: {step, graph} ({graph: {error}} when it failed), or null when
+ * the card's graph is unchanged since the last fetch (a 304: a big graph is not sent again).
+ */
+async function fetchGraph(card, kind) {
+  const url = `api/graph?${new URLSearchParams({ run: card.run, tag: card.tag, kind })}`;
   try {
-    const data = await fetchJSON(`api/graph?${new URLSearchParams({ run, tag, kind })}`);
-    return data.graph || { error: 'no graph' };
+    const { etag, data } = await fetchChangedJSON(url, card.graphEtag);
+    if (data === null) return null;
+    card.graphEtag = etag;
+    return { step: data.step, graph: data.graph || { error: 'no graph' } };
   } catch (err) {
-    return { error: err.message };
+    card.graphEtag = null;
+    return { graph: { error: err.message } };
   }
 }
 
@@ -107,7 +114,7 @@ class ModelCard {
   async load() {
     let data;
     const asGraph = app.state.mview === 'graph';
-    const graph = asGraph ? fetchGraph(this.run, this.tag, 'model') : null;
+    const graph = asGraph ? fetchGraph(this, 'model') : null;
     try {
       data = await fetchJSON(`api/model?${new URLSearchParams({ run: this.run, tag: this.tag })}`);
     } catch (err) {
@@ -121,7 +128,8 @@ class ModelCard {
     this.draw(data.model || {});
     this.modelError = (data.model || {}).error !== undefined;
     this.graphHost.hidden = !asGraph || this.modelError;
-    if (graph && !this.graphHost.hidden) showGraph(this, await graph, this.graphHost);
+    const fetched = graph && (await graph);
+    if (fetched && !this.graphHost.hidden) showGraph(this, fetched.graph, this.graphHost);
   }
 
   /** The Graph/Table switch changed: show the graph (fetching it the first time) or not. */
@@ -331,22 +339,36 @@ class OpGraphCard {
   }
 
   async load() {
-    let data;
-    try {
-      const params = new URLSearchParams({ run: this.run, tag: this.tag, kind: 'graph' });
-      data = await fetchJSON(`api/graph?${params}`);
-    } catch (err) {
-      this.root.dataset.state = 'error';
-      this.note.textContent = `Could not load this graph: ${err.message}`;
-      return;
-    }
-    this.note.textContent = '';
+    const fetched = await fetchGraph(this, 'graph');
+    if (fetched === null) return; // unchanged since it was drawn
     this.step.textContent =
-      typeof data.step === 'number' ? `step ${data.step.toLocaleString()}` : '';
-    const graph = data.graph || { error: 'no graph' };
-    showGraph(this, graph, this.body);
-    this.root.dataset.state = graph.error !== undefined ? 'error' : 'ready';
+      typeof fetched.step === 'number' ? `step ${fetched.step.toLocaleString()}` : '';
+    showGraph(this, fetched.graph, this.body);
+    this.root.dataset.state = fetched.graph.error !== undefined ? 'error' : 'ready';
   }
+}
+
+/**
+ * Drop the copies of a run's model or graph, so each shows once: the Keras config
+ * (`graph_keras_model`) of a run that has kboard's model summary (which holds that config with
+ * shapes and parameter counts; kboard's callback writes both, the config for TensorBoard), and
+ * a meta graph read before the run's GraphDef (TensorBoard keeps the GraphDef).
+ */
+function withoutCopies(tagsByRun) {
+  const kept = {};
+  for (const [run, tags] of Object.entries(tagsByRun)) {
+    const infos = Object.entries(tags);
+    const summarised = infos.some(([, info]) => info.plugin === 'kboard_model_summary');
+    const graphDef = tags.graph_def && tags.graph_def.plugin === 'graphs';
+    kept[run] = Object.fromEntries(
+      infos.filter(
+        ([tag, info]) =>
+          !(summarised && info.plugin === 'graph_keras_model') &&
+          !(graphDef && tag === 'meta_graph_def' && info.plugin === 'graphs'),
+      ),
+    );
+  }
+  return kept;
 }
 
 const viewSwitch = el(
@@ -376,7 +398,10 @@ const board = createBoard({
       'from kboard.keras import KBoardCallback\n' +
         'model.fit(x, y, callbacks=[KBoardCallback("logs/run1")])',
     ),
+    'TensorFlow op graphs show here too: tf.summary.trace_on(graph=True) then ' +
+      'tf.summary.trace_export(...), or a tf.compat.v1 FileWriter given the graph.',
   ],
+  keepTags: withoutCopies,
   makeCard: (run, tag, info) =>
     info && info.kind === 'graph' ? new OpGraphCard(run, tag, info) : new ModelCard(run, tag, info),
 });

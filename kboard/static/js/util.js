@@ -125,6 +125,27 @@ export async function fetchJSON(url, { signal } = {}) {
   }
 }
 
+/**
+ * Fetch JSON the caller already holds as version `etag` (null: none) only if it changed:
+ * {etag, data}, data null when unchanged (the server's 304 carries no body).
+ */
+export async function fetchChangedJSON(url, etag) {
+  setInFlight(1);
+  try {
+    const headers = { Accept: 'application/json' };
+    if (etag) headers['If-None-Match'] = etag;
+    const response = await fetch(url, { headers, cache: 'no-store' });
+    if (response.status === 304) {
+      await response.arrayBuffer(); // (empty) read to its end, so the request ends cleanly
+      return { etag, data: null };
+    }
+    if (!response.ok) throw new Error(`${response.status} ${response.statusText} for ${url}`);
+    return { etag: response.headers.get('ETag'), data: await response.json() };
+  } finally {
+    setInFlight(-1);
+  }
+}
+
 /** "1 run", "2 runs". */
 export function plural(n, word) {
   return `${n.toLocaleString()} ${word}${n === 1 ? '' : 's'}`;
