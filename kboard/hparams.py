@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import posixpath
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -210,18 +210,26 @@ def hparam_group_key(
     values_by_run: Mapping[str, Mapping[str, HParamValue]],
     names: Iterable[str],
     separator: str = ",",
+    sessions: Collection[str] = (),
 ) -> Callable[[str], str | None]:
     """A run's group key from its values of ``names`` (``lr=0.1,opt=adam``); None without them.
 
     ``values_by_run`` is :meth:`DataProvider.hparams_by_run` (``sub_runs=True`` to group
-    Keras's ``train``/``validation`` runs with their session).
+    Keras's ``train``/``validation`` runs with their session). A run below one of
+    ``sessions`` has its path below it added (``lr=0.1/train``): the seeds' ``train`` runs
+    form one group, their ``validation`` runs another.
     """
     names = list(names)
+    session_runs = set(sessions)
 
     def key_of_run(run: str) -> str | None:
         values = values_by_run.get(run)
         if values is None or any(name not in values for name in names):
             return None
-        return separator.join(f"{name}={_as_string(values[name])}" for name in names)
+        key = separator.join(f"{name}={_as_string(values[name])}" for name in names)
+        session = enclosing_session(session_runs, run) if session_runs else None
+        if session is not None and session != run:
+            key += "/" + posixpath.relpath(run, session)
+        return key
 
     return key_of_run
