@@ -44,14 +44,17 @@ def sweep_values() -> dict[str, dict[int, float]]:
 LOSS = sweep_values()
 
 
-def write_sweep(logdir: Path) -> Path:
-    """Write the sweep: hyperparameters ``lr``, ``seed`` and ``optimizer``, and a ``loss``."""
-    import tensorflow as tf
-    from tensorboard.plugins.hparams import api as hp
+def write_sweep(logdir: Path, with_tensorflow: bool = True) -> Path:
+    """Write the sweep: hyperparameters ``lr``, ``seed`` and ``optimizer``, and a ``loss``.
 
+    Without TensorFlow, kboard's ``summary`` writes every run (the browser test's case).
+    """
     for run, (lr, seed, _) in SWEEP.items():
         values = {"lr": lr, "seed": seed, "optimizer": OPTIMIZER[lr]}
-        if lr == 0.1:
+        if lr == 0.1 and with_tensorflow:
+            import tensorflow as tf
+            from tensorboard.plugins.hparams import api as hp
+
             writer = tf.summary.create_file_writer(str(logdir / run))
             with writer.as_default():
                 hp.hparams(values, trial_id=run)
