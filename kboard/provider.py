@@ -69,6 +69,7 @@ from kboard.hparams import (
     SESSION_END_TAG,
     SESSION_START_TAG,
     Session,
+    add_hparams_parents,
     enclosing_session,
     hparam_group_key,
     infer_experiment,
@@ -630,8 +631,10 @@ class DataProvider:
 
         ``group_by`` groups by the values of those hyperparameters (``lr=0.1``; a Keras
         session's ``train``/``validation`` runs apart, ``lr=0.1/train``); runs without them
-        stay alone. ``ValueError`` when both or neither is given, the regex is bad, or no run
-        has one of the hyperparameters.
+        stay alone. A run laid out as torch's ``add_hparams`` writes it (its session in a
+        sub-directory) takes its session's values; that session is keyed ``lr=0.1/hparams``.
+        ``ValueError`` when both or neither is given, the regex is bad, or no run has one of
+        the hyperparameters.
         """
         check_grouping(group, group_by)
         if group:
@@ -642,7 +645,9 @@ class DataProvider:
             if name not in known:
                 have = ", ".join(sorted(known)) or "none"
                 raise ValueError(f"no run has the hyperparameter {name!r} (runs have: {have})")
-        return hparam_group_key(values, group_by, sessions=self.hparams_by_run())
+        sessions = self.hparams_by_run()
+        parents = add_hparams_parents(self._store.runs(), sessions)
+        return hparam_group_key(values, group_by, sessions=sessions, parents=parents)
 
     def run_groups(self, key_of_run: GroupKey, runs: Sequence[str] | None = None) -> RunGroups:
         """``runs`` (every run, by start time, when None) grouped by ``key_of_run``."""

@@ -196,3 +196,33 @@ def test_a_sessions_sub_runs_group_apart() -> None:
     key = hparam_group_key(values, ["lr"], sessions=sessions)
     keys = [key(run) for run in ("s0", "s0/train", "s1/train", "s0/validation", "lone", "x")]
     assert keys == ["lr=0.1", "lr=0.1/train", "lr=0.1/train", "lr=0.1/validation", "lr=0.5", None]
+
+
+@pytest.mark.parametrize("writer_name", ["kboard", "torch"])
+def test_add_hparams_runs_group_with_their_curves(tmp_path: Path, writer_name: str) -> None:
+    """``add_hparams`` puts the session in ``run/<time>``: the run's curves take its values."""
+    pytest.importorskip("pandas")
+    if writer_name == "torch":
+        writer_class = pytest.importorskip("torch.utils.tensorboard").SummaryWriter
+    else:
+        writer_class = kboard.SummaryWriter
+    curves: dict[str, dict[int, float]] = {}
+    for run, (lr, seed, steps) in SWEEP.items():
+        curves[run] = {s: float(np.float32(lr * s + seed)) for s in steps}
+        writer = writer_class(str(tmp_path / run))
+        for step, value in curves[run].items():
+            writer.add_scalar("loss", value, step)
+        writer.add_hparams({"lr": lr, "seed": seed}, {"loss": 10 * lr + seed})
+        writer.close()
+    frame = kboard.read_scalars(str(tmp_path), group_by=["lr"])
+    assert sorted(set(frame["group"])) == ["lr=0.01", "lr=0.01/hparams", "lr=0.1", "lr=0.1/hparams"]
+    for lr in OPTIMIZER:
+        members = [curves[run] for run, (run_lr, _, _) in SWEEP.items() if run_lr == lr]
+        want = [
+            (f"lr={lr!r}", "loss", step, *stats) for step, stats in reference(members, 0).items()
+        ]
+        rows = frame[frame["group"] == f"lr={lr!r}"]
+        assert_rows_match(list(rows.itertuples(index=False)), want)
+        final = frame[frame["group"] == f"lr={lr!r}/hparams"]  # the final metrics, apart
+        assert final["count"].tolist() == [3]
+        np.testing.assert_allclose(final["mean"], 10 * lr + 1, rtol=1e-6)
