@@ -226,3 +226,32 @@ def test_add_hparams_runs_group_with_their_curves(tmp_path: Path, writer_name: s
         final = frame[frame["group"] == f"lr={lr!r}/hparams"]  # the final metrics, apart
         assert final["count"].tolist() == [3]
         np.testing.assert_allclose(final["mean"], 10 * lr + 1, rtol=1e-6)
+
+
+def test_a_keras_hp_sweep_groups_train_and_validation_apart(tmp_path: Path) -> None:
+    """``hp.KerasCallback`` beside Keras's TensorBoard callback: curves in ``train`` and
+    ``validation`` below each session, grouped by learning rate, one split per group."""
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("pandas")
+    from tests import hparams_logs
+
+    logdir = hparams_logs.write_hp_keras(tmp_path)
+    frame = kboard.read_scalars(str(logdir), tags="^epoch_loss$", group_by=["lr"])
+    by_lr: dict[float, list[str]] = {}
+    for index, (_, values) in enumerate(hparams_logs.SESSIONS):
+        by_lr.setdefault(values["lr"], []).append(f"session{index}")
+    groups = {
+        f"lr={lr!r}/{split}": (runs, split)
+        for lr, runs in by_lr.items()
+        for split in ("train", "validation")
+    }
+    assert sorted(set(frame["group"])) == sorted(groups)
+    points = kboard.read_scalars(str(logdir), tags="^epoch_loss$")
+    for group, (runs, split) in groups.items():
+        mine = points[points["run"].isin([f"{run}/{split}" for run in runs])]
+        by_step = mine.pivot(index="step", columns="run", values="value")  # the same epochs
+        rows = frame[frame["group"] == group]
+        assert rows["step"].tolist() == by_step.index.tolist()
+        assert rows["count"].tolist() == [len(runs)] * len(by_step)
+        np.testing.assert_allclose(rows["mean"], by_step.mean(axis=1), rtol=1e-12)
+        np.testing.assert_allclose(rows["std"], by_step.std(axis=1, ddof=0), atol=1e-12)
