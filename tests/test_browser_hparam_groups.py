@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 import kboard
+from kboard import summary
 from tests import test_browser
 from tests.test_browser_groups import GROUPED, TRACES, assert_groups_drawn, by_kind
 from tests.test_hparam_groups import SWEEP, write_sweep
@@ -90,7 +91,7 @@ def test_hparams_groups_seeds_in_scalars(open_page, sweep: Path) -> None:
     watched.assert_clean()
 
 
-def test_no_hyperparameter_choice_without_hyperparameters(open_page, tmp_path: Path) -> None:
+def test_the_hyperparameter_choice_comes_with_hyperparameters(open_page, tmp_path: Path) -> None:
     test_browser.write_runs(tmp_path, {"a": 1.0, "b": 2.0}, steps=5)
     watched = open_page(tmp_path, None)
     page = watched.page
@@ -100,4 +101,13 @@ def test_no_hyperparameter_choice_without_hyperparameters(open_page, tmp_path: P
     watched.wait_for_charts(3)
     assert page.locator("#kb-group-mode").is_hidden()
     assert page.locator("#kb-group").is_visible()
+    # A sweep that starts while the page is open: the choice comes with its first session.
+    writer = summary.create_file_writer(str(tmp_path / "trial-0"))
+    with writer.as_default():
+        summary.hparams({"lr": 0.1}, trial_id="trial-0")
+        summary.scalar("loss", 1.0, step=0)
+    writer.close()
+    page.locator("#kb-group-mode").wait_for(state="visible", timeout=15_000)
+    page.locator("#kb-group-mode").select_option("hparams")
+    assert page.locator("#kb-group-hparams option").all_text_contents() == ["lr"]
     watched.assert_clean()

@@ -285,21 +285,34 @@ export function bindGroupSettings(after) {
   agg.addEventListener('change', () => app.setState({ agg: agg.value }));
   band.addEventListener('change', () => app.setState({ band: band.value }));
   members.addEventListener('change', () => app.setState({ members: members.checked }));
-  fetchWithMessage('api/hparams').then(
-    (data) => {
-      names = data.hparams.map((h) => h.name);
-      const wanted = new Set(app.state.groupby.split(',').filter(Boolean));
-      const extra = [...wanted].filter((name) => !names.includes(name));
-      hparams.replaceChildren(
-        ...data.hparams.map((h) =>
-          el('option', { value: h.name, text: h.display_name || h.name, title: h.name }),
-        ),
-        ...extra.map((name) => el('option', { value: name, text: name })),
-      );
-      hparams.size = Math.min(Math.max(names.length, 2), 6);
-      sync();
-    },
-    () => {}, // no list: grouping by a name pattern still works
-  );
+  let drawnList = ''; // the list drawn, to redraw only when it changed
+  loadNames = () =>
+    fetchWithMessage('api/hparams').then(
+      (data) => {
+        const wanted = new Set(app.state.groupby.split(',').filter(Boolean));
+        const next = JSON.stringify([data.hparams, [...wanted]]);
+        if (next === drawnList) return;
+        drawnList = next;
+        names = data.hparams.map((h) => h.name);
+        const extra = [...wanted].filter((name) => !names.includes(name));
+        hparams.replaceChildren(
+          ...data.hparams.map((h) =>
+            el('option', { value: h.name, text: h.display_name || h.name, title: h.name }),
+          ),
+          ...extra.map((name) => el('option', { value: name, text: name })), // from the URL
+        );
+        hparams.size = Math.min(Math.max(names.length, 2), 6);
+        sync();
+      },
+      () => {}, // no list: grouping by a name pattern still works
+    );
+  loadNames();
   return sync;
+}
+
+let loadNames = () => {};
+
+/** Reload the hyperparameters offered for grouping (runs that log them may have appeared). */
+export function reloadGroupHparams() {
+  loadNames();
 }

@@ -29,6 +29,7 @@ import {
   groupingReady,
   groupPattern,
   groupQuery,
+  reloadGroupHparams,
   groupTraces,
 } from './groups.js';
 import {
@@ -797,6 +798,7 @@ function regroup() {
 registerBoard('scalars', board, {
   init: regroup, // the pattern from the URL
   bindSettings,
+  onData: reloadGroupHparams, // a sweep that started after the page did
   // After the board's own: it lays out the cards, and refetches them all when runs change.
   onState(keys) {
     const regrouped = keys.has('group') || keys.has('groupby');
