@@ -39,14 +39,14 @@ def test_group_by_a_hyperparameter_in_scalars(open_page, sweep: Path) -> None:
     watched.wait_for_charts(1)
     page = watched.page
     mode = page.locator("#kb-group-mode")
-    mode.wait_for(state="visible", timeout=10_000)  # the sweep has hyperparameters
+    mode.wait_for(state="visible", timeout=20_000)  # the sweep has hyperparameters
     assert page.locator("#kb-group-hparams").is_hidden()
     mode.select_option("hparams")
     names = page.locator("#kb-group-hparams option").all_text_contents()
     assert names == ["lr", "optimizer", "seed"]
     assert page.locator("#kb-group").is_hidden()
     page.locator("#kb-group-hparams").select_option(["lr"])
-    page.wait_for_function(GROUPED, arg="loss", timeout=10_000)
+    page.wait_for_function(GROUPED, arg="loss", timeout=20_000)
     traces = page.evaluate(TRACES, "loss")
     assert_groups_drawn(traces, frame, "mean", "std", members_of)
     assert set(by_kind(traces, "smoothed")) == {"baseline"}  # no lr: drawn alone
@@ -60,7 +60,7 @@ def test_group_by_a_hyperparameter_in_scalars(open_page, sweep: Path) -> None:
 
     # The link reproduces the view; a name pattern again leaves the hyperparameters.
     again = open_page(sweep, "?" + urlsplit(page.url).query)
-    again.page.wait_for_function(GROUPED, arg="loss", timeout=10_000)
+    again.page.wait_for_function(GROUPED, arg="loss", timeout=20_000)
     assert again.page.locator("#kb-group-mode").input_value() == "hparams"
     assert again.page.locator("#kb-group-hparams").evaluate(
         "s => [...s.selectedOptions].map(o => o.value)"
@@ -68,7 +68,7 @@ def test_group_by_a_hyperparameter_in_scalars(open_page, sweep: Path) -> None:
     assert_groups_drawn(again.page.evaluate(TRACES, "loss"), frame, "mean", "std", members_of)
     again.page.locator("#kb-group-mode").select_option("pattern")
     again.page.wait_for_function("() => !location.search.includes('groupby=')")
-    again.page.wait_for_function(f"tag => !({GROUPED})(tag)", arg="loss", timeout=10_000)
+    again.page.wait_for_function(f"tag => !({GROUPED})(tag)", arg="loss", timeout=20_000)
     watched.assert_clean()
     again.assert_clean()
 
@@ -79,10 +79,10 @@ def test_hparams_groups_seeds_in_scalars(open_page, sweep: Path) -> None:
     watched = open_page(sweep, "?tab=hparams")
     page = watched.page
     button = page.locator(".kb-hp-group-scalars")
-    button.wait_for(state="visible", timeout=10_000)
+    button.wait_for(state="visible", timeout=20_000)
     assert button.text_content() == "Group seeds in Scalars by lr, optimizer"  # not the seed
     button.click()
-    page.wait_for_function(GROUPED, arg="loss", timeout=10_000)
+    page.wait_for_function(GROUPED, arg="loss", timeout=20_000)
     page.wait_for_function("() => location.search.includes('groupby=')")
     query = parse_qs(urlsplit(page.url).query)
     assert query["groupby"] == ["lr,optimizer"] and query.get("tab", ["scalars"]) == ["scalars"]
