@@ -1,6 +1,6 @@
 """Runs grouped by a hyperparameter in SCALARS, in a real Chromium: one line and band per
 group with its member count, the numbers of ``kboard.read_scalars(group_by=...)``, the state
-in the URL, and HPARAMS' "group seeds" action."""
+in the URL, HPARAMS' "group seeds" action, and the choice coming with a live sweep."""
 
 from __future__ import annotations
 
@@ -70,25 +70,22 @@ def test_group_by_a_hyperparameter_in_scalars(open_page, sweep: Path) -> None:
     again.page.wait_for_function("() => !location.search.includes('groupby=')")
     again.page.wait_for_function(f"tag => !({GROUPED})(tag)", arg="loss", timeout=20_000)
     watched.assert_clean()
-    again.assert_clean()
 
-
-def test_hparams_groups_seeds_in_scalars(open_page, sweep: Path) -> None:
-    pytest.importorskip("pandas")
-    frame = kboard.read_scalars(str(sweep), group_by="lr,optimizer", smoothing=0.6)
-    watched = open_page(sweep, "?tab=hparams")
-    page = watched.page
-    button = page.locator(".kb-hp-group-scalars")
+    # HPARAMS groups the seeds: by every hyperparameter that differs, but the seed.
+    by_setting = kboard.read_scalars(str(sweep), group_by="lr,optimizer", smoothing=0.6)
+    again.page.locator("#tab-hparams").click()
+    button = again.page.locator(".kb-hp-group-scalars")
     button.wait_for(state="visible", timeout=20_000)
-    assert button.text_content() == "Group seeds in Scalars by lr, optimizer"  # not the seed
+    assert button.text_content() == "Group seeds in Scalars by lr, optimizer"
     button.click()
-    page.wait_for_function(GROUPED, arg="loss", timeout=20_000)
-    page.wait_for_function("() => location.search.includes('groupby=')")
-    query = parse_qs(urlsplit(page.url).query)
+    again.page.wait_for_function(GROUPED, arg="loss", timeout=20_000)
+    again.page.wait_for_function("() => location.search.includes('groupby=lr%2Coptimizer')")
+    query = parse_qs(urlsplit(again.page.url).query)
     assert query["groupby"] == ["lr,optimizer"] and query.get("tab", ["scalars"]) == ["scalars"]
-    traces = page.evaluate(TRACES, "loss")
-    assert_groups_drawn(traces, frame, "mean", "std", members_of)
-    watched.assert_clean()
+    traces = again.page.evaluate(TRACES, "loss")
+    assert_groups_drawn(traces, by_setting, "mean", "std", members_of)
+    assert "lr=0.1,optimizer=adam" in by_kind(traces, "group")
+    again.assert_clean()
 
 
 def test_the_hyperparameter_choice_comes_with_hyperparameters(open_page, tmp_path: Path) -> None:
