@@ -26,6 +26,7 @@ from kboard.provider import (
     StorageError,
     TagInfo,
     default_cache_dir,
+    hparam_names,
     load_logdir,
     parse_logdir_spec,
     parse_storage_options,
@@ -329,7 +330,14 @@ def _series_line(data: DataProvider, run: str, kind: Kind, tag: str, info: TagIn
     default=0.0,
     show_default=True,
     metavar="W",
-    help="With --group: smooth each member (TensorBoard's EMA, 0 <= W < 1) before aggregating.",
+    help="With --group or --group-by: smooth each member (TensorBoard's EMA, 0 <= W < 1) "
+    "before aggregating.",
+)
+@click.option(
+    "--group-by",
+    metavar="HPARAMS",
+    help="Group runs by these hyperparameters' values (comma-separated, e.g. 'lr,batch'); runs "
+    "without them are left out. Written as with --group, the group named 'lr=0.1'.",
 )
 def export(
     logdir: str | dict[str, str],
@@ -343,14 +351,23 @@ def export(
     overwritten: bool,
     group: str | None,
     smoothing: float,
+    group_by: str | None,
 ) -> None:
     """Export every point as CSV (run,tag,step,wall_time,value) or JSON."""
-    if smoothing and group is None:
-        raise click.UsageError("--smoothing applies to --group (smoothing before aggregation)")
-    if group is not None and layout != "long":
-        raise click.UsageError("--group needs --format long (a row per group, tag and step)")
+    if group is not None and group_by is not None:
+        raise click.UsageError("give --group (a regex) or --group-by (hyperparameters), not both")
+    flag = "--group-by" if group_by is not None else "--group"
+    if smoothing and group is None and group_by is None:
+        raise click.UsageError(
+            "--smoothing applies to --group or --group-by (smoothing before aggregation)"
+        )
+    if (group is not None or group_by is not None) and layout != "long":
+        raise click.UsageError(f"{flag} needs --format long (a row per group, tag and step)")
+    names = hparam_names(group_by)
+    if group_by is not None and not names:
+        raise click.BadParameter("name at least one hyperparameter", param_hint="--group-by")
     try:
-        sel = Selection(runs, tags, kind, overwritten, group, smoothing)
+        sel = Selection(runs, tags, kind, overwritten, group, smoothing, names)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     if overwritten and layout != "long":
@@ -359,7 +376,10 @@ def export(
     data = read_logdir(logdir, storage_options)
     to_stdout = output == "-"
     show_progress = sys.stderr.isatty() and not (to_stdout and sys.stdout.isatty())
-    total = count_points(data, sel)
+    try:
+        total = count_points(data, sel)
+    except ValueError as exc:  # a hyperparameter no run has
+        raise click.BadParameter(str(exc), param_hint=flag) from None
     try:
         out = (
             io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="", write_through=False)

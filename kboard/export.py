@@ -2,9 +2,10 @@
 
 Layouts: ``long`` (one row per point: ``run,tag,step,wall_time,value``) and ``wide`` (one row
 per step, a column per ``run/tag``). Histograms export one row per bucket. Grouped runs
-(``Selection.group``) export one row per group, tag and step of the union of the members'
-steps: ``group,tag,step,mean,median,std,min,max,count`` (see :mod:`kboard.groups`). Numbers
-are written in their shortest exact form; non-finite values as ``nan``, ``inf`` and ``-inf``
+(``Selection.group``, a regex, or ``Selection.group_by``, hyperparameter names) export one
+row per group, tag and step of the union of the members' steps:
+``group,tag,step,mean,median,std,min,max,count`` (see :mod:`kboard.groups`). Numbers are
+written in their shortest exact form; non-finite values as ``nan``, ``inf`` and ``-inf``
 (JSON strings in JSON). Text cells that a spreadsheet would run as a formula (starting with
 ``=``, ``+``, ``-``, ``@``, tab or carriage return) are prefixed with ``'``; numbers are
 never altered. The same functions serve the CLI, the HTTP API and the page, so the bytes are
@@ -29,7 +30,7 @@ from kboard.provider import (
     Sample,
     ScalarColumns,
     ScalarHistory,
-    regex_key,
+    check_grouping,
 )
 from kboard.tfevents.events import Kind
 
@@ -78,13 +79,19 @@ class Selection:
     kind: str = "scalars"
     overwritten: bool = False  # every value ever written, with attempt and overwritten columns
     group: str | None = None  # group runs by this regex's capture groups: per-group statistics
-    smoothing: float = 0.0  # with ``group``: each member smoothed so before aggregation
+    smoothing: float = 0.0  # when grouped: each member smoothed so before aggregation
+    group_by: tuple[str, ...] = ()  # or group runs by these hyperparameters' values
+
+    @property
+    def grouped(self) -> bool:
+        """Whether runs are grouped (by ``group`` or ``group_by``): per-group statistics."""
+        return self.group is not None or bool(self.group_by)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}")
-        if self.group is not None:
-            regex_key(self.group)  # ValueError when bad
+        if self.grouped:
+            check_grouping(self.group, self.group_by)  # ValueError when bad or both
             if self.kind != "scalars" or self.overwritten:
                 raise ValueError("grouped runs export scalars only, without overwritten values")
         if not 0.0 <= self.smoothing < 1.0:
@@ -110,14 +117,13 @@ def selected_scalars(data: DataProvider, sel: Selection) -> list[tuple[str, str,
 def selected_groups(
     data: DataProvider, sel: Selection
 ) -> Iterator[tuple[str, str, tuple[str, ...], GroupStats]]:
-    """``(group, tag, members, stats)`` of ``sel.group`` over the runs and tags ``sel`` picks."""
-    if sel.group is None:
-        raise ValueError("no group regex given")
+    """``(group, tag, members, stats)`` of ``sel``'s grouping over the runs and tags it picks."""
+    key_of_run = data.group_key(sel.group, sel.group_by)  # ValueError when bad
     names = [r.name for r in data.runs() if not sel.runs or re.search(sel.runs, r.name)]
     by_run = data.tags(Kind.SCALARS)
     tags = {t for run in names for t in by_run.get(run, {})}
     return data.iter_group_scalars(
-        regex_key(sel.group),
+        key_of_run,
         names,
         [t for t in tags if not sel.tags or re.search(sel.tags, t)],
         smoothing=sel.smoothing,
@@ -126,8 +132,8 @@ def selected_groups(
 
 def count_points(data: DataProvider, sel: Selection) -> int:
     """How many rows a long export of ``sel`` has (for progress bars; points read, grouped)."""
-    if sel.group is not None:
-        key_of_run = regex_key(sel.group)
+    if sel.grouped:
+        key_of_run = data.group_key(sel.group, sel.group_by)
         return sum(len(c) for r, _, c in selected_scalars(data, sel) if key_of_run(r) is not None)
     if sel.kind == "scalars":
         return sum(len(c) for _, _, c, _ in _scalar_series(data, sel))
@@ -199,10 +205,11 @@ def table(
     extra = list(HISTORY_COLUMNS) if sel.overwritten else []
     if sel.overwritten and layout != "long":
         raise ValueError("overwritten values need the long layout (a row per value)")
-    if sel.group is not None:
+    if sel.grouped:
         if layout != "long":
             raise ValueError("grouped runs need the long layout (a row per group, tag and step)")
-        return list(GROUP_HEADER), _group_rows(data, sel, progress)
+        # The grouping is checked here (a hyperparameter no run has), before any row.
+        return list(GROUP_HEADER), _group_rows(data, selected_groups(data, sel), progress)
     if sel.kind == "histograms":
         return [*HISTOGRAM_HEADER, *extra], _histogram_rows(data, sel, progress)
     if layout == "wide":
@@ -231,8 +238,12 @@ def _long_rows(data: DataProvider, sel: Selection, progress: Callable[[int], Non
                 progress(len(steps))
 
 
-def _group_rows(data: DataProvider, sel: Selection, progress: Callable[[int], None] | None) -> Rows:
-    for group, tag, members, stats in selected_groups(data, sel):
+def _group_rows(
+    data: DataProvider,
+    groups: Iterator[tuple[str, str, tuple[str, ...], GroupStats]],
+    progress: Callable[[int], None] | None,
+) -> Rows:
+    for group, tag, members, stats in groups:
         for start in range(0, len(stats), CHUNK_ROWS):
             sl = slice(start, start + CHUNK_ROWS)
             steps = [str(s) for s in stats.steps[sl].tolist()]

@@ -2,11 +2,12 @@
 
 A group key function maps a run name to its group (``None``: the run stays alone).
 :func:`regex_key` keys runs by the capture groups of a regular expression; any other function
-(a hyperparameter's value) plugs in the same way. :func:`aggregate` smooths each member as the
-SCALARS chart does (TensorBoard's debiased EMA), aligns the members by step (linear
-interpolation onto the union of their steps, each member only within its own first and last
-step: no extrapolation), then gives per step the mean, median, standard deviation (population,
-``ddof=0``), min, max and how many members had a value. Non-finite values take no part.
+(a hyperparameter's value: :func:`kboard.hparams.hparam_group_key`) plugs in the same way.
+:func:`aggregate` smooths each member as the SCALARS chart does (TensorBoard's debiased
+EMA), aligns the members by step (linear interpolation onto the union of their steps, each
+member only within its own first and last step: no extrapolation), then gives per step the
+mean, median, standard deviation (population, ``ddof=0``), min, max and how many members had
+a value. Non-finite values take no part.
 """
 
 from __future__ import annotations
@@ -42,6 +43,24 @@ def regex_key(pattern: str) -> GroupKey:
         return KEY_SEPARATOR.join(part or "" for part in match.groups())
 
     return key_of_run
+
+
+def hparam_names(names: str | Iterable[str] | None) -> tuple[str, ...]:
+    """Hyperparameter names to group by, from ``"lr,batch"`` or a list of such (blanks dropped)."""
+    if names is None:
+        return ()
+    parts = [names] if isinstance(names, str) else list(names)
+    return tuple(n.strip() for part in parts for n in part.split(KEY_SEPARATOR) if n.strip())
+
+
+def check_grouping(pattern: str | None, hparams: Sequence[str]) -> None:
+    """``ValueError`` unless exactly one grouping is named: a regex or hyperparameter names."""
+    if pattern and hparams:
+        raise ValueError("group runs by a regex (group) or by hyperparameters (group_by), not both")
+    if not pattern and not hparams:
+        raise ValueError("missing parameter: group (a regex) or group_by (hyperparameter names)")
+    if pattern:
+        regex_key(pattern)  # ValueError when bad
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import posixpath
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -206,22 +206,53 @@ def spec_view(spec: HParamSpec) -> dict[str, Any]:
     return view
 
 
+ADD_HPARAMS_SUFFIX = "/hparams"
+
+
+def add_hparams_parents(runs: Iterable[str], sessions: Collection[str]) -> dict[str, str]:
+    """``{run: session}`` for the layout of torch's ``add_hparams``: a run that wrote no
+    hyperparameters and whose one session is in a directory just below it (the curves in the
+    run, the session and its final metrics in ``run/<time>``)."""
+    names, session_runs = set(runs), set(sessions)
+    children: dict[str, list[str]] = {}
+    for session in session_runs:
+        parent = posixpath.dirname(session) or "."
+        if parent != session and parent in names and parent not in session_runs:
+            children.setdefault(parent, []).append(session)
+    return {parent: found[0] for parent, found in children.items() if len(found) == 1}
+
+
 def hparam_group_key(
     values_by_run: Mapping[str, Mapping[str, HParamValue]],
     names: Iterable[str],
     separator: str = ",",
+    sessions: Collection[str] = (),
+    parents: Mapping[str, str] | None = None,
 ) -> Callable[[str], str | None]:
     """A run's group key from its values of ``names`` (``lr=0.1,opt=adam``); None without them.
 
     ``values_by_run`` is :meth:`DataProvider.hparams_by_run` (``sub_runs=True`` to group
-    Keras's ``train``/``validation`` runs with their session).
+    Keras's ``train``/``validation`` runs with their session). A run below one of
+    ``sessions`` has its path below it added (``lr=0.1/train``): the seeds' ``train`` runs
+    form one group, their ``validation`` runs another. ``parents`` (from
+    :func:`add_hparams_parents`) gives a run its ``add_hparams`` session's values, and keys
+    that session apart (``lr=0.1/hparams``: the final metrics, not the curves).
     """
     names = list(names)
+    session_runs = set(sessions)
+    parents = dict(parents or {})
+    children = set(parents.values())
 
     def key_of_run(run: str) -> str | None:
-        values = values_by_run.get(run)
+        values = values_by_run.get(parents.get(run, run))
         if values is None or any(name not in values for name in names):
             return None
-        return separator.join(f"{name}={_as_string(values[name])}" for name in names)
+        key = separator.join(f"{name}={_as_string(values[name])}" for name in names)
+        session = enclosing_session(session_runs, run) if session_runs else None
+        if session is not None and session != run:
+            key += "/" + posixpath.relpath(run, session)
+        if run in children:
+            key += ADD_HPARAMS_SUFFIX
+        return key
 
     return key_of_run

@@ -19,8 +19,9 @@ provider knows nothing of HTTP. Its questions, in TensorBoard's ``data/provider.
   :meth:`~DataProvider.model_view`, :meth:`~DataProvider.graph_view`);
 - **blobs**: :meth:`~DataProvider.image_blob`, bytes with a content type from an allowlist;
 - **run groups** (seeds of one setting): runs keyed by a :data:`~kboard.groups.GroupKey`
-  (:func:`~kboard.groups.regex_key`, or a hyperparameter's value)
-  (:meth:`~DataProvider.run_groups`), a tag's per-step statistics across a group
+  (:func:`~kboard.groups.regex_key`, or a hyperparameter's value; either one named by
+  :meth:`~DataProvider.group_key`) (:meth:`~DataProvider.run_groups`), a tag's per-step
+  statistics across a group
   (:meth:`~DataProvider.group_scalars`, :meth:`~DataProvider.iter_group_scalars`) or a view
   of them for a chart (:meth:`~DataProvider.group_view`);
 - **hyperparameters**: :meth:`~DataProvider.experiment` (written or inferred),
@@ -58,7 +59,9 @@ from kboard.groups import (
     GroupStats,
     RunGroups,
     aggregate,
+    check_grouping,
     group_by_key,
+    hparam_names,
     regex_key,
 )
 from kboard.histograms import BASIS_POINTS, DISPLAY_BINS, clean_buckets, percentiles, rebin
@@ -68,7 +71,9 @@ from kboard.hparams import (
     SESSION_END_TAG,
     SESSION_START_TAG,
     Session,
+    add_hparams_parents,
     enclosing_session,
+    hparam_group_key,
     infer_experiment,
     make_session,
     metric_goal,
@@ -110,7 +115,9 @@ __all__ = [
     "StorageError",
     "TagInfo",
     "X_MODES",
+    "check_grouping",
     "default_cache_dir",
+    "hparam_names",
     "load_logdir",
     "logdir_label",
     "logdir_roots",
@@ -662,6 +669,29 @@ class DataProvider:
         return samples[-1]
 
     # -- run groups -------------------------------------------------------------------
+    def group_key(self, group: str | None = None, group_by: Sequence[str] = ()) -> GroupKey:
+        """The key of the grouping named by a regex (``group``) or hyperparameter names.
+
+        ``group_by`` groups by the values of those hyperparameters (``lr=0.1``; a Keras
+        session's ``train``/``validation`` runs apart, ``lr=0.1/train``); runs without them
+        stay alone. A run laid out as torch's ``add_hparams`` writes it (its session in a
+        sub-directory) takes its session's values; that session is keyed ``lr=0.1/hparams``.
+        ``ValueError`` when both or neither is given, the regex is bad, or no run has one of
+        the hyperparameters.
+        """
+        check_grouping(group, group_by)
+        if group:
+            return regex_key(group)
+        values = self.hparams_by_run(sub_runs=True)
+        known = {name for run_values in values.values() for name in run_values}
+        for name in group_by:
+            if name not in known:
+                have = ", ".join(sorted(known)) or "none"
+                raise ValueError(f"no run has the hyperparameter {name!r} (runs have: {have})")
+        sessions = self.hparams_by_run()
+        parents = add_hparams_parents(self._store.runs(), sessions)
+        return hparam_group_key(values, group_by, sessions=sessions, parents=parents)
+
     def run_groups(self, key_of_run: GroupKey, runs: Sequence[str] | None = None) -> RunGroups:
         """``runs`` (every run, by start time, when None) grouped by ``key_of_run``."""
         names = [r.name for r in self.runs()] if runs is None else runs

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kboard.export import GROUP_HEADER, Selection, selected_groups, selected_scalars
-from kboard.provider import DataProvider, load_logdir
+from kboard.provider import DataProvider, hparam_names, load_logdir
 from kboard.tfevents.events import Kind
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ def read_scalars(
     overwritten: bool = False,
     group: str | None = None,
     smoothing: float = 0.0,
+    group_by: str | Sequence[str] | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Every scalar point as a long DataFrame (``run, tag, step, wall_time, value``).
@@ -44,14 +46,20 @@ def read_scalars(
     ``group=REGEX`` groups runs by the regex's capture groups (runs it does not match are left
     out) and gives per group, tag and step ``group, tag, step, mean, median, std, min, max,
     count`` as ``kboard export --group`` does, each member smoothed by ``smoothing`` first.
+    ``group_by=["lr"]`` (or ``"lr,batch"``) groups runs by those hyperparameters' values
+    instead (groups named ``lr=0.1``; runs without them are left out), as ``--group-by``.
     ``logdir`` may be an fsspec URL (``s3://bucket/logs``), read with ``storage_options``.
     """
     pd = _pandas()
-    if group is not None:
+    names = hparam_names(group_by)
+    if group is not None or group_by is not None:
         if pivot or overwritten:
             raise ValueError("group needs the long layout, without overwritten values")
+        sel = Selection(runs, tags, group=group, smoothing=smoothing, group_by=names)
+        if not sel.grouped:
+            raise ValueError("group_by names no hyperparameter")
         data = load_logdir(logdir, storage_options=storage_options)
-        return _group_frame(pd, data, Selection(runs, tags, group=group, smoothing=smoothing))
+        return _group_frame(pd, data, sel)
     if overwritten and pivot:
         raise ValueError("overwritten values need the long layout (pivot=False)")
     data = load_logdir(logdir, storage_options=storage_options)

@@ -69,13 +69,20 @@ def by_kind(traces: list[dict], kind: str) -> dict[str, dict]:
     return {t["run"]: t for t in traces if t["kind"] == kind}
 
 
-def assert_groups_drawn(traces: list[dict], frame, agg: str, band: str) -> None:
+def seeds_of(group: str) -> int:
+    """How many of SEEDS the group ``group`` takes."""
+    return len([r for r in SEEDS if r.startswith(f"{group}_seed")])
+
+
+def assert_groups_drawn(
+    traces: list[dict], frame, agg: str, band: str, members_of=seeds_of
+) -> None:
     """One line and one band per group, with the numbers of read_scalars(group=...)."""
     lines, lower, upper = (by_kind(traces, k) for k in ("group", "band-lower", "band-upper"))
     assert sorted(lines) == sorted(lower) == sorted(upper) == sorted(set(frame["group"]))
     for group, line in lines.items():
         rows = frame[frame["group"] == group]
-        members = len([r for r in SEEDS if r.startswith(f"{group}_seed")])
+        members = members_of(group)
         assert line["members"] == members
         runs = f"{members} run" + ("s" if members > 1 else "")
         assert line["name"].endswith(f" · {runs}")

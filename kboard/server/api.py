@@ -12,7 +12,14 @@ from flask import Blueprint, Response, request, stream_with_context
 
 from kboard.export import FORMATS, Selection, csv_chunks, json_chunks
 from kboard.histograms import DISPLAY_BINS
-from kboard.provider import DEFAULT_POINTS, X_MODES, DataProvider, GroupKey, NotFound, regex_key
+from kboard.provider import (
+    DEFAULT_POINTS,
+    X_MODES,
+    DataProvider,
+    GroupKey,
+    NotFound,
+    hparam_names,
+)
 from kboard.server.context import provider, serving
 from kboard.server.responses import blob_response, json_error, json_response, revalidated_json
 from kboard.server.streams import stream_response
@@ -173,7 +180,7 @@ def export_filename(roots: Mapping[str, str], sel: Selection, fmt: str) -> str:
     else:
         base = "+".join(name or os.path.basename(os.path.normpath(p)) for name, p in roots.items())
     base = re.sub(r"[^A-Za-z0-9._+-]+", "_", base or "logs")[:60]
-    return f"kboard-{base}-{'groups' if sel.group else sel.kind}.{fmt}"
+    return f"kboard-{base}-{'groups' if sel.grouped else sel.kind}.{fmt}"
 
 
 @bp.get("/export")
@@ -191,6 +198,7 @@ def export() -> Response:
             overwritten=_flag("overwritten"),
             group=request.args.get("group") or None,
             smoothing=_smoothing(),
+            group_by=hparam_names(request.args.getlist("group_by")),
         )
         chunks = (json_chunks if fmt == "json" else csv_chunks)(provider(), sel, layout)
         first = next(chunks)  # validates the layout before the response starts
@@ -211,7 +219,7 @@ def export() -> Response:
 
 @bp.get("/groups")
 def groups() -> Response:
-    """Every run by group of ``group=REGEX`` (its capture groups), and the runs left alone."""
+    """Every run by group of ``group=REGEX`` or ``group_by=HPARAMS``, and the runs left alone."""
     grouping = provider().run_groups(_group_key())
     return json_response(
         {
@@ -248,13 +256,20 @@ def scalar_groups() -> Response:
 
 
 def _group_key() -> GroupKey:
-    pattern = request.args.get("group")
-    if not pattern:
-        raise _BadRequest("missing parameter: group")
+    """The grouping a request names: ``group=REGEX`` or ``group_by=lr,batch`` (400 if bad)."""
+    names = hparam_names(request.args.getlist("group_by"))
     try:
-        return regex_key(pattern)
+        return provider().group_key(request.args.get("group") or None, names)
     except ValueError as exc:
         raise _BadRequest(str(exc)) from None
+
+
+@bp.get("/hparams")
+def hparam_list() -> Response:
+    """The experiment's hyperparameters (name, display name, type): what runs can be grouped by."""
+    specs = provider().experiment().hparams
+    views = [{"name": h.name, "display_name": h.display_name, "type": h.type} for h in specs]
+    return json_response({"hparams": views})
 
 
 def _smoothing() -> float:

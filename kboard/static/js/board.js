@@ -448,9 +448,9 @@ export function createBoard(options) {
 /**
  * Register a board as the tab ``id``. init(context) runs before the board's; bindSettings()
  * binds the tab's sidebar inputs once and returns a sync() called on every state change;
- * onState(keys) runs after the board's.
+ * onState(keys) runs after the board's, onData() after the board's on new data.
  */
-export function registerBoard(id, board, { init, bindSettings, onState } = {}) {
+export function registerBoard(id, board, { init, bindSettings, onState, onData } = {}) {
   let syncSettings = () => {};
   registerTab({
     id,
@@ -462,7 +462,10 @@ export function registerBoard(id, board, { init, bindSettings, onState } = {}) {
     },
     show: board.show,
     hide: board.hide,
-    onData: board.onData,
+    onData() {
+      board.onData();
+      if (onData) onData();
+    },
     onState(keys) {
       syncSettings();
       board.onState(keys);

@@ -213,6 +213,8 @@ function build(panel) {
     text: 'Show in Scalars',
   });
   toScalars.addEventListener('click', showInScalars);
+  const groupSeeds = el('button', { type: 'button', class: 'kb-hp-group-scalars', hidden: true });
+  groupSeeds.addEventListener('click', groupSeedsInScalars);
   const columnList = el('div', { class: 'kb-hp-columns-list' });
   const columnsBox = el(
     'details',
@@ -229,6 +231,7 @@ function build(panel) {
     clear,
     columnsBox,
     toScalars,
+    groupSeeds,
   );
   const head = el('thead');
   const body = el('tbody');
@@ -273,6 +276,7 @@ function build(panel) {
     summary,
     allRuns,
     toScalars,
+    groupSeeds,
     columnList,
     head,
     body,
@@ -341,6 +345,27 @@ function drawToolbar() {
   parts.toScalars.textContent = selected.size
     ? `Show ${plural(selected.size, 'run')} in Scalars`
     : 'Show in Scalars';
+  const names = settingNames();
+  parts.groupSeeds.hidden = names.length === 0;
+  parts.groupSeeds.textContent = `Group seeds in Scalars by ${names.join(', ')}`;
+  parts.groupSeeds.title =
+    'Draw each setting as one line with a band in Scalars: runs grouped by every ' +
+    'hyperparameter whose values differ among the rows shown, but the seed';
+}
+
+const SEED_LIKE = /seed|trial|run_?id|^id$/i;
+
+/** The hyperparameters that tell settings apart: those that differ among the rows shown. */
+function settingNames() {
+  return columns
+    .filter((c) => c.hparam && !SEED_LIKE.test(c.id.slice(3)))
+    .filter((c) => new Set(rows.map((r) => JSON.stringify(c.get(r)))).size > 1)
+    .map((c) => c.id.slice(3));
+}
+
+function groupSeedsInScalars() {
+  const names = settingNames();
+  if (names.length) app.setState({ group: '', groupby: names.join(','), tab: 'scalars' });
 }
 
 function visibleColumns() {

@@ -5,7 +5,7 @@
 // data with Plotly.react under a fixed uirevision, so zoom survives. A restarted run's
 // series has a dotted mark at each step it began again; with the "Earlier attempts" switch
 // its replaced attempts come too (overwritten=1), drawn faded under the lines. With a group
-// regex (groups.js), each group of runs is one line with a band, computed by the server and
+// regex or hyperparameters (groups.js), each group of runs is one line with a band, computed by the server and
 // drawn against step; runs no group takes are drawn as usual. Everything
 // user-controlled that reaches Plotly goes through escapePlotly / escapeTemplate: Plotly
 // renders a subset of HTML in names and templates.
@@ -24,11 +24,13 @@ import {
 import {
   bindGroupSettings,
   checkGrouping,
+  copyGrouping,
   GROUP_LEGEND,
   groupColors,
   groupingReady,
   groupPattern,
   groupQuery,
+  reloadGroupHparams,
   groupTraces,
 } from './groups.js';
 import {
@@ -228,10 +230,7 @@ class ScalarCard {
     params.set('runs', `^(?:${runs.map(escapeRegex).join('|')})$`);
     params.set('tags', `^${escapeRegex(this.tag)}$`);
     const grouped = groupQuery(this.tag, runs); // the groups' statistics, as drawn
-    if (grouped) {
-      params.set('group', grouped.get('group'));
-      params.set('smoothing', grouped.get('smoothing'));
-    }
+    if (grouped) copyGrouping(grouped, params);
     const runPart = runs.length === 1 ? safeName(runs[0]) : `${runs.length}runs`;
     for (const [link, format] of [[this.csv, 'csv'], [this.json, 'json']]) {
       params.set('format', format);
@@ -901,10 +900,12 @@ function regroup() {
 registerBoard('scalars', board, {
   init: regroup, // the pattern from the URL
   bindSettings,
+  onData: reloadGroupHparams, // a sweep that started after the page did
   // After the board's own: it lays out the cards, and refetches them all when runs change.
   onState(keys) {
-    if (keys.has('group')) regroup();
-    if (keys.has('group') || keys.has('x') || keys.has('allruns')) {
+    const regrouped = keys.has('group') || keys.has('groupby');
+    if (regrouped) regroup();
+    if (regrouped || keys.has('x') || keys.has('allruns')) {
       refetchFromScratch();
     } else if (keys.has('earlier') && app.state.earlier) {
       for (const card of board.cards()) card.yRevision += 1;
