@@ -330,3 +330,34 @@ def test_a_sweep_reads_at_a_glance(open_page, sweep_logdir: Path) -> None:
     page.wait_for_function("() => location.search.includes('hshow=group')")
     expect(page.locator('#panel-hparams th[data-column="group"]')).to_have_count(2)
     watched.assert_clean()
+
+
+def test_many_sessions_colour_lines_by_metric_and_every_run_keeps_lines(
+    open_page, tmp_path: Path
+) -> None:
+    """Beyond 24 sessions run colours blur: lines take the accuracy's colour scale instead."""
+    for index in range(30):
+        writer = summary.create_file_writer(str(tmp_path / f"t{index:02d}"))
+        with writer.as_default():
+            summary.hparams({"lr": 0.001 * (index + 1), "units": 8})
+            summary.scalar("val/accuracy", index / 30, step=0)
+            summary.scalar("val/loss", 1 - index / 30, step=0)
+        writer.close()
+    watched = open_page(tmp_path, "?tab=hparams")
+    page = watched.page
+    plot = "#panel-hparams .kb-hp-parcoords"
+    page.wait_for_function(f"() => document.querySelector('{plot}')._fullLayout")
+    line = page.eval_on_selector(
+        plot,
+        """d => ({scale: d.data[0].line.showscale, title: d.data[0].line.colorbar.title.text,
+                  colors: d.data[0].line.color.slice(0, 2)})""",
+    )
+    assert line["scale"] is True and line["title"] == "val/accuracy"
+    assert line["colors"] == pytest.approx([0, 1 / 30], abs=1e-6)
+    # Every run: the axes are the scalar tags alone (hyperparameters would leave no line whole).
+    page.locator("#kb-hp-all").check()
+    page.wait_for_function(
+        f"""() => document.querySelector('{plot}').data[0].dimensions.map(x => x.meta).join()
+                  === 's:val/accuracy:last,s:val/loss:last'"""
+    )
+    watched.assert_clean()

@@ -179,8 +179,9 @@ function featuredMetrics(names) {
  * some counts one more); hyperparameters that vary first.
  */
 function countDistinct(cols, shown) {
+  const sessions = shown.filter((r) => r.session);
   for (const col of cols) {
-    const values = shown.map((r) => col.get(r));
+    const values = (col.hparam ? sessions : shown).map((r) => col.get(r));
     col.distinct = new Set(col.hparam ? values : values.filter((v) => v !== null)).size;
   }
   const hparams = cols.filter((c) => c.hparam);
@@ -633,8 +634,12 @@ function chartColumns() {
   const candidates = columns.filter((c) => c.hparam || c.axis);
   const chosen = candidates.filter((c) => app.state.haxes.includes(c.id));
   if (chosen.length) return chosen;
-  const picked = candidates.filter(
-    (c) => (c.hparam && c.distinct > 1) || (c.axis && !c.hiddenByDefault),
+  // Every run (sessions and their train/validation runs): a line needs a value on every axis.
+  const everyRun = app.state.hall || !table.rows.some((r) => r.session);
+  const picked = candidates.filter((c) =>
+    everyRun
+      ? c.id.startsWith('s:') && !c.hiddenByDefault
+      : (c.hparam && c.distinct > 1) || (c.axis && !c.hiddenByDefault),
   );
   return picked.length >= 2 ? picked : candidates;
 }
@@ -933,10 +938,11 @@ function symbolColumn(xCol) {
 function drawMatrix(div) {
   const cols = chartColumns();
   const selected = new Set(app.state.hsel);
+  const labels = axisLabels(cols);
   const trace = {
     type: 'splom',
-    dimensions: cols.map((col) => ({
-      label: escapePlotly(col.label),
+    dimensions: cols.map((col, index) => ({
+      label: labels[index],
       values: rows.map((r) => {
         const v = col.get(r);
         if (v === null) return col.numeric ? NaN : null;
