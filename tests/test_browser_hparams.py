@@ -343,6 +343,10 @@ def test_many_sessions_colour_lines_by_metric_and_every_run_keeps_lines(
             summary.scalar("val/accuracy", index / 30, step=0)
             summary.scalar("val/loss", 1 - index / 30, step=0)
         writer.close()
+    writer = summary.create_file_writer(str(tmp_path / "t00" / "train"))
+    with writer.as_default():
+        summary.scalar("batch_accuracy", 0.5, step=0)  # in no run beside val/accuracy
+    writer.close()
     watched = open_page(tmp_path, "?tab=hparams")
     page = watched.page
     plot = "#panel-hparams .kb-hp-parcoords"
@@ -354,7 +358,8 @@ def test_many_sessions_colour_lines_by_metric_and_every_run_keeps_lines(
     )
     assert line["scale"] is True and line["title"] == "val/accuracy"
     assert line["colors"] == pytest.approx([0, 1 / 30], abs=1e-6)
-    # Every run: the axes are the scalar tags alone (hyperparameters would leave no line whole).
+    # Every run: the axes are scalar tags that runs have together (hyperparameters and train's
+    # tags would leave no line whole).
     page.locator("#kb-hp-all").check()
     page.wait_for_function(
         f"""() => document.querySelector('{plot}').data[0].dimensions.map(x => x.meta).join()

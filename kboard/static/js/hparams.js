@@ -126,7 +126,16 @@ function buildColumns(data, sessionsOnly) {
   }
   if (!sessionsOnly) {
     const tags = [...new Set(data.rows.flatMap((r) => Object.keys(r.scalars)))].sort();
-    featured = featuredMetrics(tags);
+    // Tags that runs have together (a line needs them all): not train's beside validation's.
+    featured = [];
+    let together = data.rows;
+    for (const tag of featuredMetrics(tags, tags.length)) {
+      const having = together.filter((r) => r.scalars[tag]);
+      if (!having.length) continue;
+      featured.push(tag);
+      together = having;
+      if (featured.length === FEATURED_METRICS) break;
+    }
     tags.sort(byFeatured);
     for (const tag of tags) {
       for (const stat of ['last', 'min', 'max', 'count', 'first_step', 'last_step']) {
@@ -169,9 +178,9 @@ function buildColumns(data, sessionsOnly) {
 }
 
 /** The metrics shown first: validation or evaluation ones, accuracy and loss first. */
-function featuredMetrics(names) {
+function featuredMetrics(names, count = FEATURED_METRICS) {
   const score = (name) => (EVAL_NAME.test(name) ? 0 : 2) + (/acc|loss/i.test(name) ? 0 : 1);
-  return [...names].sort((a, b) => score(a) - score(b)).slice(0, FEATURED_METRICS);
+  return [...names].sort((a, b) => score(a) - score(b)).slice(0, count);
 }
 
 /**
