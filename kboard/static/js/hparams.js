@@ -988,7 +988,9 @@ function drawScatter() {
   const div = parts.scatter;
   parts.matrix.checked = app.state.hmatrix;
   parts.xSelect.disabled = parts.ySelect.disabled = app.state.hmatrix;
-  div.closest('.kb-hp-chart').classList.toggle('kb-hp-wide', app.state.hmatrix);
+  // The whole row for the matrix, or below parallel coordinates that took theirs.
+  const wideAxes = parts.parcoords.closest('.kb-hp-chart').classList.contains('kb-hp-wide');
+  div.closest('.kb-hp-chart').classList.toggle('kb-hp-wide', app.state.hmatrix || wideAxes);
   const hparams = columns.filter((c) => c.hparam);
   const xChoices = hparams.length ? hparams : columns.filter((c) => c.numeric);
   const xCol = fillSelect(parts.xSelect, xChoices, app.state.hx, defaultX(hparams));
