@@ -99,7 +99,8 @@ def test_sort_filter_brush_select_and_show_in_scalars(open_page, sessions_logdir
     assert sorted(rows_shown(page)) == ["run3", "run4"]
     page.get_by_role("button", name="Clear filters").click()
 
-    # Brush the lr axis of the parallel coordinates with the mouse, from 40% of its height up.
+    # Brush the lr axis (log: 0.001 to 0.1) of the parallel coordinates with the mouse, from
+    # 70% of its height up (lr from 0.025).
     plot = "#panel-hparams .kb-hp-parcoords"
     page.wait_for_function(f"() => document.querySelector('{plot}')._fullLayout")
     # Axis labels are HTML to Plotly: escaped, they read as the names.
@@ -107,13 +108,13 @@ def test_sort_filter_brush_select_and_show_in_scalars(open_page, sessions_logdir
     assert "<i>h</i>" in labels and "<b>bold</b>" in labels
     assert page.locator("#panel-hparams i, #panel-hparams b").count() == 0
     index = page.eval_on_selector(
-        plot, "d => d.data[0].dimensions.findIndex(x => x.meta === 'hp:lr')"
+        plot, "d => d.data[0].dimensions.findIndex(x => x.meta === 'log:hp:lr')"
     )
     box = page.locator(f"{plot} .axis-brush").nth(index).bounding_box()
     x = box["x"] + box["width"] / 2
-    page.mouse.move(x, box["y"] + box["height"] * 0.6)
+    page.mouse.move(x, box["y"] + box["height"] * 0.3)
     page.mouse.down()
-    page.mouse.move(x, box["y"] + box["height"] * 0.3, steps=5)
+    page.mouse.move(x, box["y"] + box["height"] * 0.15, steps=5)
     page.mouse.move(x, box["y"] - 10, steps=5)
     page.mouse.up()
     page.wait_for_function(f"() => document.querySelectorAll('{ROWS}').length === 3")
@@ -220,4 +221,148 @@ def test_runs_table_without_hparams_and_2000_rows(open_page, tmp_path: Path) -> 
     )
     last = column_values(page, "s:loss:max")[-1]
     assert last == "0"
+    watched.assert_clean()
+
+
+@pytest.fixture(scope="module")
+def sweep_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """sample_logs' shape: 3 learning rates x 2 seeds, Keras-like train/ and validation/ runs."""
+    logdir = tmp_path_factory.mktemp("hp_sweep")
+    for lr in (0.0003, 0.003, 0.01):
+        for seed in (0, 1):
+            session = logdir / f"lr={lr},seed={seed}"
+            writer = summary.create_file_writer(str(session))
+            with writer.as_default():
+                values = {"lr": lr, "seed": seed, "dropout": 0.2, "batch_size": 64}
+                summary.hparams(values, start_time_secs=hparams_logs.START)
+                summary.session_end("success", end_time_secs=hparams_logs.START + 12.3456, step=0)
+            writer.close()
+            scalars = {
+                "train": ["batch_accuracy", "batch_loss", "epoch_accuracy", "epoch_loss"],
+                "validation": [
+                    "epoch_accuracy",
+                    "epoch_loss",
+                    "evaluation_accuracy_vs_iterations",
+                    "evaluation_loss_vs_iterations",
+                ],
+            }
+            for sub, tags in scalars.items():
+                writer = summary.create_file_writer(str(session / sub))
+                with writer.as_default():
+                    for step in range(2):
+                        for tag in tags:
+                            value = 0.5 + seed / 10 + lr if "acc" in tag else 1 / (step + 2)
+                            summary.scalar(tag, value + step / 3, step=step)
+                writer.close()
+    return logdir
+
+
+def column_ids(page) -> list[str]:
+    return page.eval_on_selector_all(
+        "#panel-hparams thead tr:first-child th", "ths => ths.map(th => th.dataset.column)"
+    )
+
+
+def test_a_sweep_reads_at_a_glance(open_page, sweep_logdir: Path) -> None:
+    """Defaults on a seed sweep: varying axes, short labels, lr on a log x, no hash column."""
+    watched = open_page(sweep_logdir, "?tab=hparams")
+    page = watched.page
+    plot = "#panel-hparams .kb-hp-parcoords"
+    scatter = "#panel-hparams .kb-hp-scatter"
+    page.wait_for_function(
+        f"() => document.querySelector('{plot}')._fullLayout"
+        f" && document.querySelector('{scatter}')._fullLayout"
+    )
+    # The axes: the hyperparameters that vary (lr on a log scale), then the validation metrics.
+    validation = [
+        "epoch_accuracy",
+        "epoch_loss",
+        "evaluation_accuracy_vs_iterations",
+        "evaluation_loss_vs_iterations",
+    ]
+    metas = page.eval_on_selector(plot, "d => d.data[0].dimensions.map(x => x.meta)")
+    assert metas == ["log:hp:lr", "hp:seed"] + [f"m:validation/{m}:last" for m in validation]
+    labels = page.eval_on_selector(plot, "d => d.data[0].dimensions.map(x => x.label)")
+    assert labels[2] == "epoch_accuracy" and all("validation" not in x for x in labels)
+    assert max(len(line) for x in labels for line in x.split("<br>")) <= 14
+    titles = page.eval_on_selector_all(
+        f"{plot} title.kb-hp-axis-title", "ts => ts.map(t => t.textContent)"
+    )
+    assert titles[2].startswith("validation/epoch_accuracy")
+    # Another axis on request, kept in the URL.
+    page.locator(".kb-hp-axes-choice summary").click()
+    page.locator('.kb-hp-axes-list input[data-column="hp:batch_size"]').check()
+    page.wait_for_function("() => location.search.includes('haxes=')")
+    page.wait_for_function(
+        f"() => document.querySelector('{plot}').data[0].dimensions.length === 7"
+    )
+    assert "hp:batch_size" in query(page)["haxes"][0]
+    page.locator(".kb-hp-axes-choice summary").click()
+
+    # The scatter: lr (the most values) on a log x, the validation accuracy on y, seeds apart.
+    layout = page.eval_on_selector(
+        scatter,
+        """d => ({x: d._fullLayout.xaxis.title.text, type: d._fullLayout.xaxis.type,
+                  y: d._fullLayout.yaxis.title.text,
+                  symbols: [...new Set(d.data[0].marker.symbol)].length})""",
+    )
+    assert layout == {
+        "x": "lr",
+        "type": "log",
+        "y": "validation/epoch_accuracy last",
+        "symbols": 2,
+    }
+    expect(page.locator(".kb-hp-symbols")).to_have_text("seed: ● 0  ◆ 1")
+
+    # The table: run, varying then constant hyperparameters, metrics, status and times; hp's
+    # hash of a group hidden until asked for.
+    ids = column_ids(page)
+    assert ids[:5] == ["run", "hp:lr", "hp:seed", "hp:batch_size", "hp:dropout"]
+    assert ids[5] == "m:validation/epoch_accuracy:last"
+    assert ids[-3:] == ["status", "start", "duration"]
+    assert "group" not in ids and not any(i.startswith("m:train/") for i in ids)
+    assert column_values(page, "hp:lr")[:1] == ["3e-4"]
+    cell = page.locator(f"{ROWS} td").nth(ids.index("duration") - 1)
+    expect(cell).to_have_text("12.3")
+    assert cell.get_attribute("title").startswith("12.345")
+    page.locator(".kb-hp-columns summary").click()
+    page.locator('.kb-hp-columns-list input[data-column="group"]').check()
+    page.wait_for_function("() => location.search.includes('hshow=group')")
+    expect(page.locator('#panel-hparams th[data-column="group"]')).to_have_count(2)
+    watched.assert_clean()
+
+
+def test_many_sessions_colour_lines_by_metric_and_every_run_keeps_lines(
+    open_page, tmp_path: Path
+) -> None:
+    """Beyond 24 sessions run colours blur: lines take the accuracy's colour scale instead."""
+    for index in range(30):
+        writer = summary.create_file_writer(str(tmp_path / f"t{index:02d}"))
+        with writer.as_default():
+            summary.hparams({"lr": 0.001 * (index + 1), "units": 8})
+            summary.scalar("val/accuracy", index / 30, step=0)
+            summary.scalar("val/loss", 1 - index / 30, step=0)
+        writer.close()
+    writer = summary.create_file_writer(str(tmp_path / "t00" / "train"))
+    with writer.as_default():
+        summary.scalar("batch_accuracy", 0.5, step=0)  # in no run beside val/accuracy
+    writer.close()
+    watched = open_page(tmp_path, "?tab=hparams")
+    page = watched.page
+    plot = "#panel-hparams .kb-hp-parcoords"
+    page.wait_for_function(f"() => document.querySelector('{plot}')._fullLayout")
+    line = page.eval_on_selector(
+        plot,
+        """d => ({scale: d.data[0].line.showscale, title: d.data[0].line.colorbar.title.text,
+                  colors: d.data[0].line.color.slice(0, 2)})""",
+    )
+    assert line["scale"] is True and line["title"] == "val/accuracy"
+    assert line["colors"] == pytest.approx([0, 1 / 30], abs=1e-6)
+    # Every run: the axes are scalar tags that runs have together (hyperparameters and train's
+    # tags would leave no line whole).
+    page.locator("#kb-hp-all").check()
+    page.wait_for_function(
+        f"""() => document.querySelector('{plot}').data[0].dimensions.map(x => x.meta).join()
+                  === 's:val/accuracy:last,s:val/loss:last'"""
+    )
     watched.assert_clean()

@@ -33,6 +33,8 @@ import {
 defineState('hsort', spec.string()); // "column" or "-column" (descending)
 defineState('hfilter', spec.string()); // JSON {column: {min, max} | {values: [...]}}
 defineState('hhide', spec.list()); // hidden columns
+defineState('hshow', spec.list()); // shown columns that are hidden by default
+defineState('haxes', spec.list()); // the parallel coordinates' axes (empty: the default ones)
 defineState('hsel', spec.list()); // selected runs
 defineState('hx', spec.string()); // scatter: the hyperparameter column
 defineState('hy', spec.string()); // scatter: the metric column
@@ -42,6 +44,9 @@ defineState('hmatrix', spec.bool(false)); // scatter: every pair of hyperparamet
 const ROW_HEIGHT = 26;
 const OVERSCAN = 12;
 const STAT_LABELS = { count: 'points', first_step: 'first step', last_step: 'last step' };
+const FEATURED_METRICS = 4; // metrics shown by default (table and axes); the rest on request
+const EVAL_NAME = /(^|[^a-z])(val|valid|validation|eval|evaluation|test|dev)([^a-z]|$)/i;
+const HP_HASH = /^[0-9a-f]{64}$/; // the group hp names a session without a trial id
 
 let ctx = null;
 let table = null; // the /api/runs_table answer
@@ -72,15 +77,7 @@ function writeFilters(filters) {
 
 /** The columns of the table for these rows (sessions, or every run). */
 function buildColumns(data, sessionsOnly) {
-  const cols = [
-    { id: 'run', label: 'Run', get: (r) => r.run },
-    { id: 'start', label: 'Started', numeric: true, get: (r) => r.start_time, format: date },
-    { id: 'duration', label: 'Duration (s)', numeric: true, get: (r) => r.duration },
-  ];
-  if (data.rows.some((r) => r.session)) {
-    cols.push({ id: 'status', label: 'Status', get: (r) => (r.session ? r.session.status : null) });
-    cols.push({ id: 'group', label: 'Group', get: (r) => (r.session ? r.session.group : null) });
-  }
+  const cols = [{ id: 'run', label: 'Run', get: (r) => r.run }];
   for (const h of data.hparams) {
     const numeric = h.type === 'float';
     cols.push({
@@ -92,12 +89,19 @@ function buildColumns(data, sessionsOnly) {
       get: (r) => (r.hparams && h.name in r.hparams ? r.hparams[h.name] : null),
     });
   }
-  for (const m of data.metrics) {
+  let featured = featuredMetrics(data.metrics.map((m) => m.key));
+  const rank = (name) => (featured.includes(name) ? featured.indexOf(name) : featured.length);
+  const byFeatured = (a, b) => rank(a) - rank(b); // a stable sort keeps the rest in order
+  for (const m of [...data.metrics].sort((a, b) => byFeatured(a.key, b.key))) {
     const name = m.display_name || m.key;
     const get = (field) => (r) => (r.metrics && r.metrics[m.key] ? r.metrics[m.key][field] : null);
     const title = `${m.key} (${m.goal === 'max' ? 'higher' : 'lower'} is better)`;
+    const hidden = !featured.includes(m.key);
     cols.push({
       id: `m:${m.key}:last`,
+      metricName: m.key,
+      goal: m.goal,
+      hiddenByDefault: hidden,
       label: `${name} last`,
       title,
       numeric: true,
@@ -107,6 +111,9 @@ function buildColumns(data, sessionsOnly) {
     });
     cols.push({
       id: `m:${m.key}:best`,
+      metricName: m.key,
+      goal: m.goal,
+      hiddenByDefault: hidden,
       label: `${name} best`,
       title,
       numeric: true,
@@ -115,6 +122,9 @@ function buildColumns(data, sessionsOnly) {
     });
     cols.push({
       id: `m:${m.key}:best_step`,
+      metricName: m.key,
+      goal: m.goal,
+      hiddenByDefault: hidden,
       label: `${name} best step`,
       title,
       numeric: true,
@@ -123,10 +133,23 @@ function buildColumns(data, sessionsOnly) {
   }
   if (!sessionsOnly) {
     const tags = [...new Set(data.rows.flatMap((r) => Object.keys(r.scalars)))].sort();
+    // Tags that runs have together (a line needs them all): not train's beside validation's.
+    featured = [];
+    let together = data.rows;
+    for (const tag of featuredMetrics(tags, tags.length)) {
+      const having = together.filter((r) => r.scalars[tag]);
+      if (!having.length) continue;
+      featured.push(tag);
+      together = having;
+      if (featured.length === FEATURED_METRICS) break;
+    }
+    tags.sort(byFeatured);
     for (const tag of tags) {
       for (const stat of ['last', 'min', 'max', 'count', 'first_step', 'last_step']) {
         cols.push({
           id: `s:${tag}:${stat}`,
+          metricName: tag,
+          hiddenByDefault: !featured.includes(tag),
           label: `${tag} ${STAT_LABELS[stat] || stat}`,
           title: tag,
           numeric: true,
@@ -137,6 +160,53 @@ function buildColumns(data, sessionsOnly) {
       }
     }
   }
+  if (data.rows.some((r) => r.session)) {
+    const groups = data.rows.filter((r) => r.session).map((r) => r.session.group);
+    cols.push({ id: 'status', label: 'Status', get: (r) => (r.session ? r.session.status : null) });
+    cols.push({
+      id: 'group',
+      label: 'Group',
+      get: (r) => (r.session ? r.session.group : null),
+      // hp's hash of the values says nothing a hyperparameter column does not.
+      hiddenByDefault: groups.every((g) => HP_HASH.test(g)),
+    });
+  }
+  cols.push(
+    { id: 'start', label: 'Started', numeric: true, get: (r) => r.start_time, format: date },
+    {
+      id: 'duration',
+      label: 'Duration (s)',
+      numeric: true,
+      get: (r) => r.duration,
+      format: seconds,
+    },
+  );
+  return cols;
+}
+
+/** The metrics shown first: validation or evaluation ones, accuracy and loss first. */
+function featuredMetrics(names, count = FEATURED_METRICS) {
+  const score = (name) => (EVAL_NAME.test(name) ? 0 : 2) + (/acc|loss/i.test(name) ? 0 : 1);
+  return [...names].sort((a, b) => score(a) - score(b)).slice(0, count);
+}
+
+/**
+ * Note how many distinct values each column has in these rows (a hyperparameter missing from
+ * some counts one more); hyperparameters that vary first.
+ */
+function countDistinct(cols, shown) {
+  const sessions = shown.filter((r) => r.session);
+  for (const col of cols) {
+    const values = (col.hparam ? sessions : shown).map((r) => col.get(r));
+    col.distinct = new Set(col.hparam ? values : values.filter((v) => v !== null)).size;
+  }
+  const hparams = cols.filter((c) => c.hparam);
+  const ordered = [
+    ...hparams.filter((c) => c.distinct > 1),
+    ...hparams.filter((c) => c.distinct <= 1),
+  ];
+  const first = cols.indexOf(hparams[0]);
+  if (first >= 0) cols.splice(first, ordered.length, ...ordered);
   return cols;
 }
 
@@ -144,11 +214,33 @@ function date(v) {
   return typeof v === 'number' && v > 0 ? new Date(v * 1000).toLocaleString() : '';
 }
 
+/** A duration in seconds to a tenth (whole seconds from 100 s). */
+function seconds(v) {
+  if (typeof v !== 'number' || !Number.isFinite(v)) return formatNumber(v);
+  return Math.abs(v) >= 100 ? String(Math.round(v)) : (Math.round(v * 10) / 10).toFixed(1);
+}
+
+/** A number to 4 significant digits, without trailing zeros (3e-4, 0.8767, 64). */
+function shortNumber(v) {
+  const n = typeof v === 'number' ? v : Number(v);
+  if (!Number.isFinite(n) || n === 0) return formatNumber(n);
+  const rounded = Number(n.toPrecision(4));
+  const small = Math.abs(rounded) < 1e-3 || Math.abs(rounded) >= 1e6;
+  return small ? rounded.toExponential().replace('e+', 'e') : String(rounded);
+}
+
 function show(col, v) {
   if (v === null || v === undefined) return '';
   if (col.format) return col.format(v);
-  if (col.numeric) return formatNumber(v);
+  if (col.numeric) return shortNumber(v);
   return String(v);
+}
+
+/** A value in full (a cell's title), when its cell shows it rounded. */
+function fullValue(col, v) {
+  if (!col.numeric || typeof v !== 'number' || col.format === date) return null;
+  const full = String(v);
+  return full === show(col, v) ? null : full;
 }
 
 function passes(col, filter, row) {
@@ -176,10 +268,10 @@ function compare(a, b) {
 /** Filter and sort the rows from the state. */
 function computeRows() {
   const sessionsOnly = !app.state.hall && table.rows.some((r) => r.session);
-  columns = buildColumns(table, sessionsOnly);
+  let out = table.rows.filter((r) => !sessionsOnly || r.session);
+  columns = countDistinct(buildColumns(table, sessionsOnly), out);
   const byId = new Map(columns.map((c) => [c.id, c]));
   const filters = Object.entries(readFilters()).filter(([id]) => byId.has(id));
-  let out = table.rows.filter((r) => !sessionsOnly || r.session);
   out = out.filter((r) => filters.every(([id, f]) => passes(byId.get(id), f, r)));
   const key = app.state.hsort;
   const descending = key.startsWith('-');
@@ -222,6 +314,13 @@ function build(panel) {
     el('summary', { text: 'Columns' }),
     columnList,
   );
+  const axesList = el('div', { class: 'kb-hp-axes-list' });
+  const axesBox = el(
+    'details',
+    { class: 'kb-hp-axes-choice' },
+    el('summary', { text: 'Axes' }),
+    axesList,
+  );
   const allLabel = el('label', { class: 'kb-check kb-hp-all-label' }, allRuns, ' All runs');
   const toolbar = el(
     'div',
@@ -230,6 +329,7 @@ function build(panel) {
     allLabel,
     clear,
     columnsBox,
+    axesBox,
     toScalars,
     groupSeeds,
   );
@@ -246,6 +346,7 @@ function build(panel) {
   xSelect.addEventListener('change', () => app.setState({ hx: xSelect.value }));
   ySelect.addEventListener('change', () => app.setState({ hy: ySelect.value }));
   const scatter = el('div', { class: 'kb-hp-scatter' });
+  const symbols = el('span', { class: 'kb-hp-symbols' });
   const charts = el(
     'div',
     { class: 'kb-hp-charts' },
@@ -265,6 +366,7 @@ function build(panel) {
         el('label', {}, 'x ', xSelect),
         el('label', {}, 'y ', ySelect),
         el('label', { class: 'kb-check' }, matrix, ' Matrix'),
+        symbols,
       ),
       scatter,
     ),
@@ -278,11 +380,13 @@ function build(panel) {
     toScalars,
     groupSeeds,
     columnList,
+    axesList,
     head,
     body,
     scroller,
     parcoords,
     scatter,
+    symbols,
     xSelect,
     ySelect,
     matrix,
@@ -298,6 +402,8 @@ const REDRAWS = {
   hsort: ['rows', 'head', 'body'],
   hfilter: ['rows', 'toolbar', 'head', 'body', 'parcoords', 'scatter'],
   hhide: ['columns', 'head', 'body'],
+  hshow: ['columns', 'head', 'body'],
+  haxes: ['columns', 'parcoords'],
   hsel: ['toolbar', 'body', 'scatter'],
   hx: ['scatter'],
   hy: ['scatter'],
@@ -368,29 +474,59 @@ function groupSeedsInScalars() {
   if (names.length) app.setState({ group: '', groupby: names.join(','), tab: 'scalars' });
 }
 
+function isShown(col) {
+  if (col.id === 'run') return true;
+  if (col.hiddenByDefault) return app.state.hshow.includes(col.id);
+  return !app.state.hhide.includes(col.id);
+}
+
 function visibleColumns() {
-  const hidden = new Set(app.state.hhide);
-  return columns.filter((c) => c.id === 'run' || !hidden.has(c.id));
+  return columns.filter(isShown);
+}
+
+/** Check boxes, one per column, that call ``toggle(column, checked)``. */
+function checkList(list, cols, isOn, toggle) {
+  list.replaceChildren(
+    ...cols.map((c) => {
+      const box = el('input', { type: 'checkbox', checked: isOn(c), dataset: { column: c.id } });
+      box.addEventListener('change', () => toggle(c, box.checked));
+      return el('label', { class: 'kb-check', title: c.title || c.label }, box, ` ${c.label}`);
+    }),
+  );
+}
+
+/** ``list`` with ``id`` in it or not, sorted (a state list). */
+function withOrWithout(list, id, present) {
+  const next = new Set(list);
+  if (present) next.add(id);
+  else next.delete(id);
+  return [...next].sort();
 }
 
 function drawColumnList() {
-  const hidden = new Set(app.state.hhide);
-  parts.columnList.replaceChildren(
-    ...columns
-      .filter((c) => c.id !== 'run')
-      .map((c) => {
-        const box = el('input', {
-          type: 'checkbox',
-          checked: !hidden.has(c.id),
-          dataset: { column: c.id },
-        });
-        box.addEventListener('change', () => {
-          const next = new Set(app.state.hhide);
-          if (box.checked) next.delete(c.id);
-          else next.add(c.id);
-          app.setState({ hhide: [...next].sort() });
-        });
-        return el('label', { class: 'kb-check' }, box, ` ${c.label}`);
+  checkList(
+    parts.columnList,
+    columns.filter((c) => c.id !== 'run'),
+    isShown,
+    (c, checked) =>
+      app.setState(
+        c.hiddenByDefault
+          ? { hshow: withOrWithout(app.state.hshow, c.id, checked) }
+          : { hhide: withOrWithout(app.state.hhide, c.id, !checked) },
+      ),
+  );
+  const axes = chartColumns();
+  checkList(
+    parts.axesList,
+    columns.filter((c) => c.hparam || c.axis),
+    (c) => axes.includes(c),
+    (c, checked) =>
+      app.setState({
+        haxes: withOrWithout(
+          axes.map((a) => a.id),
+          c.id,
+          checked,
+        ),
       }),
   );
 }
@@ -496,7 +632,10 @@ function drawBody(force = false) {
         );
       } else {
         const v = col.get(row);
-        tr.append(el('td', { class: col.numeric ? 'kb-num' : '', text: show(col, v) }));
+        const cell = el('td', { class: col.numeric ? 'kb-num' : '', text: show(col, v) });
+        const full = fullValue(col, v);
+        if (full !== null) cell.title = full;
+        tr.append(cell);
       }
     }
     tr.addEventListener('click', () => toggleSelected(row.run));
@@ -528,9 +667,74 @@ function showInScalars() {
 // ---------------------------------------------------------------------------------------
 // Charts
 
-/** The axes of the parallel coordinates: every hyperparameter, and each metric's last value. */
+/**
+ * The axes of the parallel coordinates: the chosen ones, else the hyperparameters that vary
+ * and the last values of the metrics shown by default.
+ */
 function chartColumns() {
-  return columns.filter((c) => c.hparam || c.axis);
+  const candidates = columns.filter((c) => c.hparam || c.axis);
+  const chosen = candidates.filter((c) => app.state.haxes.includes(c.id));
+  if (chosen.length) return chosen;
+  // Every run (sessions and their train/validation runs): a line needs a value on every axis.
+  const everyRun = app.state.hall || !table.rows.some((r) => r.session);
+  const picked = candidates.filter((c) =>
+    everyRun
+      ? c.id.startsWith('s:') && !c.hiddenByDefault
+      : (c.hparam && c.distinct > 1) || (c.axis && !c.hiddenByDefault),
+  );
+  return picked.length >= 2 ? picked : candidates;
+}
+
+const LABEL_LINE = 14; // characters per line of an axis label
+
+/** A column's name on an axis: a metric's without " last". */
+function axisName(col) {
+  return col.metricName !== undefined ? col.label.replace(/ last$/, '') : col.label;
+}
+
+/** Axis labels for Plotly: the metrics' common "group/" prefix dropped, long names wrapped. */
+function axisLabels(cols) {
+  const names = cols.map(axisName);
+  const metrics = names.filter((_, i) => cols[i].metricName !== undefined);
+  let prefix = '';
+  if (metrics.length > 1) {
+    prefix = metrics.reduce((a, b) => {
+      let i = 0;
+      while (i < a.length && a[i] === b[i]) i++;
+      return a.slice(0, i);
+    });
+    prefix = prefix.slice(0, prefix.lastIndexOf('/') + 1);
+  }
+  return names.map((name, i) =>
+    wrapLabel(cols[i].metricName !== undefined ? name.slice(prefix.length) : name),
+  );
+}
+
+/** Lines of at most LABEL_LINE characters, broken after / _ - . or a space; escaped. */
+function wrapLabel(text) {
+  const pieces = text.match(/[^/_\-. ]*[/_\-. ]?/g).filter(Boolean);
+  const lines = [''];
+  for (const piece of pieces) {
+    const line = lines.length - 1;
+    if (lines[line] && lines[line].length + piece.length > LABEL_LINE) lines.push(piece);
+    else lines[line] += piece;
+  }
+  return lines.map(escapePlotly).join('<br>');
+}
+
+/** Whether positive numbers span a decade or more (a learning rate): a log axis then. */
+function spansDecades(values) {
+  const finite = values.filter((v) => typeof v === 'number' && Number.isFinite(v));
+  if (!finite.length || finite.some((v) => v <= 0)) return false;
+  return Math.max(...finite) / Math.min(...finite) >= 10;
+}
+
+/** Ticks at each distinct value when there are few (through ``map``: log10 for a log axis). */
+function fewTicks(dim, values, map) {
+  const distinct = [...new Set(values.filter(Number.isFinite))].sort((a, b) => a - b);
+  if (distinct.length > 8) return;
+  dim.tickvals = distinct.map(map);
+  dim.ticktext = distinct.map(shortNumber);
 }
 
 function categories(col) {
@@ -566,19 +770,34 @@ function drawParcoords() {
     return;
   }
   const filters = readFilters();
-  const dimensions = cols.map((col) => {
-    const dim = { label: escapePlotly(col.label), meta: col.id };
+  const labels = axisLabels(cols);
+  const dimensions = cols.map((col, index) => {
+    const dim = { label: labels[index], meta: col.id };
     if (col.numeric) {
-      dim.values = all.map((r) => {
+      const values = all.map((r) => {
         const n = number(col.get(r));
         return n === null || !Number.isFinite(n) ? NaN : n;
       });
+      // A hyperparameter over decades (a learning rate) on a log axis: log10 of the values.
+      const log = col.hparam && spansDecades(values);
+      const map = log ? Math.log10 : (v) => v;
+      dim.meta = log ? `log:${col.id}` : col.id;
+      dim.values = values.map(map);
+      dim.tickformat = '.3~g';
+      if (col.hparam) fewTicks(dim, values, map);
+      if (log && !dim.tickvals) {
+        const [lo, hi] = [Math.min(...dim.values), Math.max(...dim.values)];
+        const powers = [];
+        for (let p = Math.ceil(lo); p <= Math.floor(hi); p++) powers.push(p);
+        dim.tickvals = powers;
+        dim.ticktext = powers.map((p) => shortNumber(10 ** p));
+      }
       const f = filters[col.id];
       if (f && !f.values && (typeof f.min === 'number' || typeof f.max === 'number')) {
-        const finite = dim.values.filter(Number.isFinite);
+        const finite = values.filter(Number.isFinite);
         dim.constraintrange = [
-          typeof f.min === 'number' ? f.min : Math.min(...finite),
-          typeof f.max === 'number' ? f.max : Math.max(...finite),
+          map(typeof f.min === 'number' ? f.min : Math.min(...finite)),
+          map(typeof f.max === 'number' ? f.max : Math.max(...finite)),
         ];
       }
     } else {
@@ -602,34 +821,78 @@ function drawParcoords() {
     return dim;
   });
   const n = all.length;
-  const colors = all.map((r) => runColor(r.run));
   const trace = {
     type: 'parcoords',
     dimensions,
     meta: { runs: all.map((r) => r.run) },
-    line: {
-      color: all.map((_, i) => i),
-      colorscale: colors
-        .map((c, i) => [n > 1 ? i / (n - 1) : 0, c])
-        .concat(n === 1 ? [[1, colors[0]]] : []),
-      cmin: 0,
-      cmax: Math.max(n - 1, 1),
-    },
+    line: lineColors(all),
     labelfont: { size: 11 },
     tickfont: { size: 10 },
+    rangefont: { size: 1, color: 'rgba(0,0,0,0)' }, // under the wrapped labels; ticks say it
   };
-  const layout = baseLayout({ margin: { l: 60, r: 40, t: 40, b: 20 }, height: 300 });
-  if (!div._fullLayout) div.replaceChildren(); // a note said why there was no chart
-  drawingParcoords = true;
-  Plotly.react(div, [trace], layout, PLOT_CONFIG).finally(() => {
-    drawingParcoords = false;
+  // Plotly writes a label's first line at a fixed height above its axis, the others below.
+  const layout = baseLayout({
+    margin: { l: 60, r: trace.line.showscale ? 90 : 50, t: 44, b: 20 },
+    height: 320,
   });
+  if (!div._fullLayout) div.replaceChildren(); // a note said why there was no chart
+  // Wide enough for every axis label: the whole row when there are many axes.
+  div.closest('.kb-hp-chart').classList.toggle('kb-hp-wide', cols.length > 6);
+  drawingParcoords = true;
+  Plotly.react(div, [trace], layout, PLOT_CONFIG)
+    .then(() => titleAxes(div, cols))
+    .finally(() => {
+      drawingParcoords = false;
+    });
   if (!div.dataset.bound) {
     div.dataset.bound = '1';
     div.on('plotly_restyle', () => {
       if (!drawingParcoords) onBrush(div);
     });
   }
+}
+
+/**
+ * The lines in run colours (as in the table) for a few runs; for many, coloured by the
+ * scatter's metric (run colours repeat and blur), with its scale.
+ */
+function lineColors(all) {
+  const n = all.length;
+  const yCol = defaultY();
+  if (n > 24 && yCol) {
+    return {
+      color: all.map((r) => {
+        const v = number(yCol.get(r));
+        return v === null || !Number.isFinite(v) ? NaN : v;
+      }),
+      colorscale: 'Viridis',
+      reversescale: yCol.goal === 'min',
+      showscale: true,
+      colorbar: { title: { text: wrapLabel(axisName(yCol)), side: 'right' }, thickness: 10 },
+    };
+  }
+  const colors = all.map((r) => runColor(r.run));
+  return {
+    color: all.map((_, i) => i),
+    colorscale: colors
+      .map((c, i) => [n > 1 ? i / (n - 1) : 0, c])
+      .concat(n === 1 ? [[1, colors[0]]] : []),
+    cmin: 0,
+    cmax: Math.max(n - 1, 1),
+  };
+}
+
+/** Give each axis label its column's full name as a tooltip (Plotly draws no title). */
+function titleAxes(div, cols) {
+  div.querySelectorAll('.axis-title').forEach((text, i) => {
+    if (!cols[i]) return;
+    const title = document.createElementNS('http://www.w3.org/2000/svg', 'title');
+    title.setAttribute('class', 'kb-hp-axis-title');
+    title.textContent = cols[i].title || cols[i].label;
+    text.parentNode.querySelector(':scope > title')?.remove();
+    text.parentNode.append(title);
+    text.style.pointerEvents = 'all';
+  });
 }
 
 /** Turn the axes' brushed ranges into the table's filters, and the run selector's. */
@@ -639,7 +902,8 @@ function onBrush(div) {
   const byId = new Map(columns.map((c) => [c.id, c]));
   const filters = readFilters();
   for (const dim of trace.dimensions) {
-    const col = byId.get(dim.meta);
+    const log = dim.meta.startsWith('log:');
+    const col = byId.get(log ? dim.meta.slice(4) : dim.meta);
     if (!col) continue;
     let ranges = dim.constraintrange;
     if (!ranges || !ranges.length) {
@@ -647,6 +911,7 @@ function onBrush(div) {
       continue;
     }
     if (!Array.isArray(ranges[0])) ranges = [ranges];
+    if (log) ranges = ranges.map(([lo, hi]) => [10 ** lo, 10 ** hi]);
     if (col.numeric) {
       filters[col.id] = {
         min: Math.min(...ranges.map((r) => r[0])),
@@ -674,28 +939,51 @@ function syncRunFilter() {
   }
 }
 
-function fillSelect(select, cols, chosen) {
+function fillSelect(select, cols, chosen, fallback) {
   select.replaceChildren(...cols.map((c) => el('option', { value: c.id, text: c.label })));
-  const found = cols.find((c) => c.id === chosen) || cols[0];
+  const found = cols.find((c) => c.id === chosen) || fallback || cols[0];
   if (found) select.value = found.id;
   return found;
 }
 
-/** Whether positive numbers span more than two decades (a learning rate): a log axis then. */
-function spansDecades(values) {
-  const finite = values.filter((v) => typeof v === 'number' && Number.isFinite(v));
-  if (!finite.length || finite.some((v) => v <= 0)) return false;
-  return Math.max(...finite) / Math.min(...finite) > 100;
+/** The scatter's default x: the hyperparameter with the most distinct values. */
+function defaultX(choices) {
+  return choices.reduce((best, c) => (!best || c.distinct > best.distinct ? c : best), null);
+}
+
+/** The scatter's default y: a metric shown by default, an accuracy first. */
+function defaultY() {
+  const shown = columns.filter((c) => c.metric && c.axis && !c.hiddenByDefault);
+  const metrics = columns.filter((c) => c.metric);
+  return shown.find((c) => /acc/i.test(c.metricName)) || shown[0] || metrics[0] || null;
+}
+
+const SYMBOLS = [
+  ['circle', '●'],
+  ['diamond', '◆'],
+  ['square', '■'],
+  ['triangle-up', '▲'],
+  ['cross', '✚'],
+  ['x', '✖'],
+];
+
+/** Another varying hyperparameter with few values (a seed) to tell points apart by symbol. */
+function symbolColumn(xCol) {
+  const few = columns.filter(
+    (c) => c.hparam && c !== xCol && c.distinct > 1 && c.distinct <= SYMBOLS.length,
+  );
+  return few.find((c) => /seed/i.test(c.label)) || few.sort((a, b) => a.distinct - b.distinct)[0];
 }
 
 /** Every pair of hyperparameters and metrics (Plotly splom), points in run colours. */
 function drawMatrix(div) {
   const cols = chartColumns();
   const selected = new Set(app.state.hsel);
+  const labels = axisLabels(cols);
   const trace = {
     type: 'splom',
-    dimensions: cols.map((col) => ({
-      label: escapePlotly(col.label),
+    dimensions: cols.map((col, index) => ({
+      label: labels[index],
       values: rows.map((r) => {
         const v = col.get(r);
         if (v === null) return col.numeric ? NaN : null;
@@ -732,15 +1020,19 @@ function drawScatter() {
   const div = parts.scatter;
   parts.matrix.checked = app.state.hmatrix;
   parts.xSelect.disabled = parts.ySelect.disabled = app.state.hmatrix;
-  div.closest('.kb-hp-chart').classList.toggle('kb-hp-wide', app.state.hmatrix);
+  // The whole row for the matrix, or below parallel coordinates that took theirs.
+  const wideAxes = parts.parcoords.closest('.kb-hp-chart').classList.contains('kb-hp-wide');
+  div.closest('.kb-hp-chart').classList.toggle('kb-hp-wide', app.state.hmatrix || wideAxes);
   const hparams = columns.filter((c) => c.hparam);
   const xChoices = hparams.length ? hparams : columns.filter((c) => c.numeric);
-  const xCol = fillSelect(parts.xSelect, xChoices, app.state.hx);
+  const xCol = fillSelect(parts.xSelect, xChoices, app.state.hx, defaultX(hparams));
   const yCol = fillSelect(
     parts.ySelect,
     columns.filter((c) => c.metric),
     app.state.hy,
+    defaultY(),
   );
+  parts.symbols.replaceChildren();
   if (!window.Plotly) {
     div.textContent = NO_PLOTLY;
     return;
@@ -760,27 +1052,46 @@ function drawScatter() {
   }
   const points = rows.filter((r) => xCol.get(r) !== null && number(yCol.get(r)) !== null);
   const selected = new Set(app.state.hsel);
+  const symbolCol = symbolColumn(xCol);
+  const symbolValues = symbolCol ? categories(symbolCol) : [];
+  const symbolOf = (r) => SYMBOLS[symbolValues.indexOf(String(symbolCol.get(r)))] || SYMBOLS[0];
+  if (symbolCol) {
+    parts.symbols.textContent = `${symbolCol.label}: ${symbolValues
+      .map((v, i) => `${SYMBOLS[i][1]} ${v}`)
+      .join('  ')}`;
+  }
   const trace = {
     type: 'scatter',
     mode: 'markers',
     x: points.map((r) => (xCol.numeric ? number(xCol.get(r)) : escapePlotly(xCol.get(r)))),
     y: points.map((r) => number(yCol.get(r))),
     customdata: points.map((r) => r.run),
-    text: points.map((r) => escapePlotly(r.run)),
+    text: points.map((r) => {
+      const run = escapePlotly(r.run);
+      if (!symbolCol) return run;
+      return `${run}<br>${escapePlotly(symbolCol.label)}: ${escapePlotly(symbolCol.get(r))}`;
+    }),
     hovertemplate: `%{text}<br>${escapeTemplate(xCol.label)}: %{x}<br>${escapeTemplate(yCol.label)}: %{y}<extra></extra>`,
     marker: {
       size: points.map((r) => (selected.has(r.run) ? 13 : 9)),
       color: points.map((r) => runColor(r.run)),
+      symbol: points.map((r) => (symbolCol ? symbolOf(r)[0] : 'circle')),
       line: { width: points.map((r) => (selected.has(r.run) ? 2 : 0)), color: '#1f2328' },
     },
     meta: { runs: points.map((r) => r.run) },
   };
+  const xaxis = axisStyle({
+    title: axisTitle(escapePlotly(xCol.label)),
+    type: xCol.numeric ? (spansDecades(trace.x) ? 'log' : 'linear') : 'category',
+  });
+  if (xCol.numeric && xCol.hparam) {
+    const ticks = {};
+    fewTicks(ticks, trace.x, (v) => v);
+    if (ticks.tickvals) Object.assign(xaxis, { tickmode: 'array', ...ticks });
+  }
   const layout = baseLayout({
     height: 300,
-    xaxis: axisStyle({
-      title: axisTitle(escapePlotly(xCol.label)),
-      type: xCol.numeric ? (spansDecades(trace.x) ? 'log' : 'linear') : 'category',
-    }),
+    xaxis,
     yaxis: axisStyle({ title: axisTitle(escapePlotly(yCol.label)) }),
     margin: { l: 60, r: 12, t: 8, b: 44 },
   });
