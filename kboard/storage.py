@@ -396,7 +396,7 @@ def _bucket_noun(url: str) -> str:
 
 def _error_code(exc: BaseException) -> str:
     """The store's error code (``AccessDenied``), from the exception or what caused it:
-    botocore's ``response``, Azure's ``error_code``, gcsfs's HTTP status ``code``."""
+    botocore's ``response``, Azure's ``error_code``, the HTTP status of gcsfs and aiohttp."""
     seen: BaseException | None = exc
     while seen is not None:
         response = getattr(seen, "response", None)
@@ -404,7 +404,8 @@ def _error_code(exc: BaseException) -> str:
             code = response.get("Error", {}).get("Code")
             if code:
                 return str(code)
-        code = getattr(seen, "error_code", None) or getattr(seen, "code", None)
+        fields = vars(seen)  # attributes only: aiohttp's ``code`` property warns
+        code = fields.get("error_code") or fields.get("code") or fields.get("status")
         if isinstance(code, str | int) and not isinstance(code, bool) and code:
             return str(code)
         seen = seen.__cause__ or seen.__context__

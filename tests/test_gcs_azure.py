@@ -103,13 +103,15 @@ def _azurite_command() -> list[str]:
     prefix = Path.home() / ".cache" / "kboard-tests" / AZURITE.replace("@", "-")
     script = prefix / "node_modules" / "azurite" / "dist" / "src" / "blob" / "main.js"
     node, npm = shutil.which("node"), shutil.which("npm")
+    said = "no npm"
     if not script.exists() and npm:
         command = [npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix), AZURITE]
-        subprocess.run(command, check=False, capture_output=True, timeout=300)
+        done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=300)
+        said = (done.stderr or done.stdout).strip()[-500:]
     if not (node and script.exists()):
         if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs Azurite: node and npm, then npm install {AZURITE}")
-        pytest.skip("Azurite is not installed and npm cannot install it")
+            pytest.fail(f"CI needs Azurite (node, npm install {AZURITE}): {said}")
+        pytest.skip(f"Azurite is not installed and npm cannot install it: {said}")
     return [node, str(script)]
 
 
@@ -284,3 +286,23 @@ def test_a_wrong_azure_key_is_said(azure: Store, tmp_path: Path) -> None:
     [problem] = reader.store.problems()
     assert problem.message.startswith(f"wrong credentials for {url}: the store refused them")
     assert "\n" not in problem.message and wrong not in problem.message
+
+
+def test_the_error_codes_of_gcsfs_and_aiohttp_are_read() -> None:
+    aiohttp = pytest.importorskip("aiohttp")
+    retry = pytest.importorskip("gcsfs.retry")
+    from kboard.storage import describe_error
+
+    url = "gs://kboard-test/logs"
+    refused = retry.HttpError({"code": 401, "message": "Invalid Credentials"})
+    assert describe_error(refused, url) == (
+        f"wrong credentials for {url}: the store refused them (401)",
+        False,
+    )
+    assert describe_error(retry.HttpError({"code": 503, "message": "Backend Error"}), url)[1]
+    # aiohttp's deprecated ``code`` property is not touched (warnings are errors here).
+    from yarl import URL
+
+    where = aiohttp.RequestInfo(URL("http://127.0.0.1/b"), "GET", {}, URL("http://127.0.0.1/b"))
+    throttled = aiohttp.ClientResponseError(where, (), status=429, message="Too Many Requests")
+    assert describe_error(throttled, url)[1]
