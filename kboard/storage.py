@@ -97,6 +97,18 @@ class MissingBackend(ImportError):
     """The fsspec backend of a protocol is not installed."""
 
 
+class NoCredentials(Exception):
+    """A store's client found no credentials before making any request."""
+
+
+# The usual variables of each store's credentials, as a missing one is said.
+_CREDENTIAL_VARIABLES = {
+    "s3": "AWS_ACCESS_KEY_ID, AWS_PROFILE",
+    "gcs": "GOOGLE_APPLICATION_CREDENTIALS",
+    "azure": "AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT_NAME",
+}
+
+
 class MissingBucket(FileNotFoundError):
     """A listing found no bucket (container) where the logdir should be."""
 
@@ -198,6 +210,8 @@ def open_filesystem(url: str, options: Mapping[str, Any] | None = None) -> tuple
     except ValueError as exc:
         if "Protocol not known" in str(exc):
             raise StorageError(f"unknown storage protocol {protocol}:// in {redact(url)}") from None
+        if "connection_string or account_name" in str(exc):  # adlfs, given no account
+            raise StorageError(describe_error(NoCredentials(), url)[0]) from None
         raise StorageError(f"cannot open {redact(url)}: {_first_line(exc)}") from None
     except TypeError as exc:
         raise StorageError(f"bad --storage-option for {protocol}://: {_first_line(exc)}") from None
@@ -345,12 +359,13 @@ def describe_error(exc: BaseException, url: str) -> tuple[str, bool]:
         return f"{_bucket_noun(url)} {bucket} does not exist ({shown})", False
     if code in _WRONG_CREDENTIALS or "failed to authenticate" in text.lower():
         return f"wrong credentials for {shown}: the store refused them ({code or 401})", False
-    if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError") or (
+    if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError", "NoCredentials") or (
         "unable to locate credentials" in text.lower()
     ):
+        variables = _CREDENTIAL_VARIABLES.get(EXTRAS.get(protocol_of(url), "s3"), "")
         return (
             f"no credentials for {shown}: set the store's usual variables (e.g. "
-            "AWS_ACCESS_KEY_ID, AWS_PROFILE) or --storage-option",
+            f"{variables}) or --storage-option",
             False,
         )
     if (

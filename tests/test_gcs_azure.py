@@ -306,3 +306,15 @@ def test_the_error_codes_of_gcsfs_and_aiohttp_are_read() -> None:
     where = aiohttp.RequestInfo(URL("http://127.0.0.1/b"), "GET", {}, URL("http://127.0.0.1/b"))
     throttled = aiohttp.ClientResponseError(where, (), status=429, message="Too Many Requests")
     assert describe_error(throttled, url)[1]
+
+
+def test_no_azure_account_is_said(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("adlfs")
+    for name in [n for n in os.environ if n.startswith("AZURE_STORAGE_")]:
+        monkeypatch.delenv(name)
+    result = CliRunner().invoke(cli, ["inspect", "--logdir", "az://kboard-test/logs"])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: no credentials for az://kboard-test/logs: set the store's usual variables "
+        "(e.g. AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT_NAME) or --storage-option"
+    )
