@@ -266,18 +266,24 @@ class RemoteStorage:
     def _find(self) -> dict[str, Any]:
         """The recursive listing; a bucket that is not there says so (gcsfs answers a listing
         of a missing bucket with a bare 404, adlfs with nothing: one more request then)."""
-        bucket = self._root.split("/", 1)[0]
         try:
             found = self.fs.find(self._root, detail=True)
         except FileNotFoundError:
-            if self.fs.exists(bucket):
-                raise
-            raise MissingBucket(bucket) from None
+            if self._bucket_missing():
+                raise MissingBucket(self._root) from None
+            raise
         if not found and not self._bucket_seen:
-            if not self.fs.exists(bucket):
-                raise MissingBucket(bucket)
-            self._bucket_seen = True
+            if self._bucket_missing():
+                raise MissingBucket(self._root)
+            self._bucket_seen = True  # an empty prefix: runs may not have started yet
         return found
+
+    def _bucket_missing(self) -> bool:
+        """Whether the store says the logdir's bucket does not exist (one request)."""
+        try:
+            return not self.fs.exists(self._root.split("/", 1)[0])
+        except Exception:  # noqa: BLE001 - e.g. may list objects, not read the bucket's metadata
+            return False
 
     def stat(self, url: str) -> ObjectStat:
         """The object as the last listing saw it."""

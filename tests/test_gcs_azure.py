@@ -236,6 +236,7 @@ def test_a_warm_start_fetches_no_event_data(
     [stats] = warm.io_stats()
     assert (stats.get_requests, stats.bytes_read, stats.list_requests) == (0, 0, 1)
     assert sum(store.data_get(m, p) for m, p in proxy.requests) == 0
+    assert proxy.count() <= 5, proxy.requests  # HTTP requests of the one listing
     assert warm.store.scalars("run1", "loss").steps.tolist() == list(range(40))
     # A longer object uploaded in its place is read from the offset; the same bytes uploaded
     # again (a new generation or ETag: GCS and Azure) are not read at all.
@@ -256,6 +257,22 @@ def test_a_missing_bucket_is_one_line_and_other_logdirs_served(
     # An empty prefix of a bucket that exists is no error: runs may not have started yet.
     empty = CliRunner().invoke(cli, ["inspect", "--logdir", store.url("not-yet")])
     assert "does not exist" not in empty.output
+
+
+def test_an_empty_prefix_is_no_error_when_the_bucket_cannot_be_read(
+    store: Store, proxy: FaultProxy
+) -> None:
+    # Credentials that may list objects but not read the bucket's metadata (GCS's Storage
+    # Object Viewer role, a container-scoped SAS): the existence check cannot tell.
+    def bucket_metadata(method: str, path: str) -> bool:
+        return path.split("?")[0].endswith(f"/b/{BUCKET}") or path.endswith("?restype=container")
+
+    proxy.add(Fault(bucket_metadata, "error", 403, "AuthorizationPermissionMismatch"))
+    reader = LogdirReader(store.url("not-yet"), storage_options=store.options(proxy.url))
+    reader.reload()
+    reader.reload()
+    assert reader.store.problems() == []
+    assert sum(bucket_metadata(*request) for request in proxy.requests) == 1  # asked once
 
 
 def test_a_refused_request_is_one_line_without_secrets(
