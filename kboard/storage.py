@@ -97,6 +97,22 @@ class MissingBackend(ImportError):
     """The fsspec backend of a protocol is not installed."""
 
 
+class NoCredentials(Exception):
+    """A store's client found no credentials before making any request."""
+
+
+# The usual variables of each store's credentials, as a missing one is said.
+_CREDENTIAL_VARIABLES = {
+    "s3": "AWS_ACCESS_KEY_ID, AWS_PROFILE",
+    "gcs": "GOOGLE_APPLICATION_CREDENTIALS",
+    "azure": "AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT_NAME",
+}
+
+
+class MissingBucket(FileNotFoundError):
+    """A listing found no bucket (container) where the logdir should be."""
+
+
 @dataclass
 class IOStats:
     """Requests made to a store and bytes read from it (a remote logdir's running totals)."""
@@ -151,16 +167,31 @@ class LocalStorage:
 LOCAL = LocalStorage()
 
 
+# What identifies an object's bytes in a listing, best first: a hash of the content (S3's
+# ETag of a single-part upload, GCS's md5Hash or crc32c, Azure's Content-MD5), so that the
+# same bytes uploaded again are no change; then what changes on every upload (version,
+# generation, Azure's ETag), then the time of the last change.
+_IDENTITY_FIELDS = (
+    "ETag",
+    "md5Hash",
+    "crc32c",
+    "content_md5",
+    "VersionId",
+    "generation",
+    "etag",
+    "version_id",
+    "mtime",
+    "LastModified",
+    "last_modified",
+)
+
+
 def object_version(info: Mapping[str, Any]) -> int:
-    """A number that changes whenever the object does: from its ETag, version or generation."""
-    token = next(
-        (
-            str(info[k])
-            for k in ("VersionId", "generation", "ETag", "etag", "md5Hash", "mtime", "LastModified")
-            if info.get(k)
-        ),
-        "",
-    )
+    """A number that changes whenever the object's bytes do (from its hash, ETag, version)."""
+    settings = info.get("content_settings")
+    md5 = settings.get("content_md5") if isinstance(settings, Mapping) else None
+    fields = {**info, "content_md5": md5 or getattr(settings, "content_md5", None)}
+    token = next((repr(fields[k]) for k in _IDENTITY_FIELDS if fields.get(k)), "")
     return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=7).digest(), "big")
 
 
@@ -179,6 +210,8 @@ def open_filesystem(url: str, options: Mapping[str, Any] | None = None) -> tuple
     except ValueError as exc:
         if "Protocol not known" in str(exc):
             raise StorageError(f"unknown storage protocol {protocol}:// in {redact(url)}") from None
+        if "connection_string or account_name" in str(exc):  # adlfs, given no account
+            raise StorageError(describe_error(NoCredentials(), url)[0]) from None
         raise StorageError(f"cannot open {redact(url)}: {_first_line(exc)}") from None
     except TypeError as exc:
         raise StorageError(f"bad --storage-option for {protocol}://: {_first_line(exc)}") from None
@@ -212,12 +245,13 @@ class RemoteStorage:
         self._lock = threading.Lock()
         self._listing: dict[str, ObjectStat] = {}
         self._readers: dict[str, _ObjectReader] = {}
+        self._bucket_seen = False
 
     # -- listing ------------------------------------------------------------------------
     def list(self) -> dict[str, ObjectStat]:
         """Every object under the logdir, ``{url: stat}``, in one recursive listing."""
         self.fs.invalidate_cache()
-        found = self._call("list", lambda: self.fs.find(self._root, detail=True))
+        found = self._call("list", self._find)
         listing: dict[str, ObjectStat] = {}
         for name, info in found.items():
             if info.get("type", "file") != "file" or not name.startswith(self._root + "/"):
@@ -228,6 +262,28 @@ class RemoteStorage:
             self._listing = listing
             self._readers = {}
         return listing
+
+    def _find(self) -> dict[str, Any]:
+        """The recursive listing; a bucket that is not there says so (gcsfs answers a listing
+        of a missing bucket with a bare 404, adlfs with nothing: one more request then)."""
+        try:
+            found = self.fs.find(self._root, detail=True)
+        except FileNotFoundError:
+            if self._bucket_missing():
+                raise MissingBucket(self._root) from None
+            raise
+        if not found and not self._bucket_seen:
+            if self._bucket_missing():
+                raise MissingBucket(self._root)
+            self._bucket_seen = True  # an empty prefix: runs may not have started yet
+        return found
+
+    def _bucket_missing(self) -> bool:
+        """Whether the store says the logdir's bucket does not exist (one request)."""
+        try:
+            return not self.fs.exists(self._root.split("/", 1)[0])
+        except Exception:  # noqa: BLE001 - e.g. may list objects, not read the bucket's metadata
+            return False
 
     def stat(self, url: str) -> ObjectStat:
         """The object as the last listing saw it."""
@@ -303,24 +359,31 @@ def describe_error(exc: BaseException, url: str) -> tuple[str, bool]:
     code = _error_code(exc)
     text = _first_line(exc)
     bucket = shown.split("://", 1)[-1].split("/", 1)[0]
-    if code == "NoSuchBucket" or "bucket does not exist" in text.lower():
-        return f"bucket {bucket} does not exist ({shown})", False
-    if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"):
-        return f"wrong credentials for {shown}: the store refused them ({code})", False
-    if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError") or (
+    if code in ("NoSuchBucket", "ContainerNotFound") or isinstance(exc, MissingBucket):
+        return f"{_bucket_noun(url)} {bucket} does not exist ({shown})", False
+    if "bucket does not exist" in text.lower():
+        return f"{_bucket_noun(url)} {bucket} does not exist ({shown})", False
+    if code in _WRONG_CREDENTIALS or "failed to authenticate" in text.lower():
+        return f"wrong credentials for {shown}: the store refused them ({code or 401})", False
+    if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError", "NoCredentials") or (
         "unable to locate credentials" in text.lower()
     ):
+        variables = _CREDENTIAL_VARIABLES.get(EXTRAS.get(protocol_of(url), "s3"), "")
         return (
             f"no credentials for {shown}: set the store's usual variables (e.g. "
-            "AWS_ACCESS_KEY_ID, AWS_PROFILE) or --storage-option",
+            f"{variables}) or --storage-option",
             False,
         )
-    if code in ("AccessDenied", "AllAccessDisabled", "Forbidden") or isinstance(
-        exc, PermissionError
+    if (
+        code in ("AccessDenied", "AllAccessDisabled", "Forbidden", "403")
+        or code.startswith("Authorization")  # Azure: AuthorizationPermissionMismatch, …
+        or isinstance(exc, PermissionError)
+        or text.startswith("Forbidden:")  # gcsfs: a 403
     ):
         return f"access denied to {shown}: the credentials may not read this prefix", False
     transient = (
-        code in ("SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "503")
+        code in ("SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "ServerBusy")
+        or code in ("429", "500", "502", "503", "504")
         or "slowdown" in text.lower().replace(" ", "")
         or "reduce your request rate" in text.lower()
         or isinstance(exc, TimeoutError | ConnectionError)
@@ -336,8 +399,25 @@ def describe_error(exc: BaseException, url: str) -> tuple[str, bool]:
     return f"{what} reading {shown}: {type(exc).__name__}: {text}", transient
 
 
+# Error codes of a refused credential: S3's, Azure's, and the HTTP status gcsfs keeps.
+_WRONG_CREDENTIALS = (
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "AuthenticationFailed",
+    "InvalidAuthenticationInfo",
+    "401",
+)
+
+
+def _bucket_noun(url: str) -> str:
+    return "container" if EXTRAS.get(protocol_of(url)) == "azure" else "bucket"
+
+
 def _error_code(exc: BaseException) -> str:
-    """The store's error code (``AccessDenied``), from the exception or what caused it."""
+    """The store's error code (``AccessDenied``), from the exception or what caused it:
+    botocore's ``response``, Azure's ``error_code``, the HTTP status of gcsfs and aiohttp."""
     seen: BaseException | None = exc
     while seen is not None:
         response = getattr(seen, "response", None)
@@ -345,6 +425,10 @@ def _error_code(exc: BaseException) -> str:
             code = response.get("Error", {}).get("Code")
             if code:
                 return str(code)
+        fields = vars(seen)  # attributes only: aiohttp's ``code`` property warns
+        code = fields.get("error_code") or fields.get("code") or fields.get("status")
+        if isinstance(code, str | int) and not isinstance(code, bool) and code:
+            return str(code)
         seen = seen.__cause__ or seen.__context__
     return ""
 

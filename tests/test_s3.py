@@ -238,15 +238,18 @@ def test_a_warm_start_fetches_no_event_data(s3, proxy: FaultProxy, tmp_path: Pat
     assert (stats.get_requests, stats.bytes_read) == (0, 0)
     assert warm.store.scalars("run1", "loss").steps.tolist() == list(range(50))
     # Growth after the warm start is read from the offset, checked against the cached tail.
-    write_events(
-        tmp_path / "logs" / "run1" / "events.out.tfevents.1",
-        [scalar_event("loss", 50, 1.0)],
-        append=True,
-    )
-    upload(s3, tmp_path / "logs", "warm")
-    report = warm.reload()
+    grows_from_the_offset(warm, tmp_path / "logs", lambda: upload(s3, tmp_path / "logs", "warm"))
+
+
+def grows_from_the_offset(reader: LogdirReader, logs: Path, upload_again) -> None:
+    """Append a point to ``logs``' run1, upload it again: only the new bytes are read."""
+    path = logs / "run1" / "events.out.tfevents.1"
+    steps = len(reader.store.scalars("run1", "loss").steps)
+    write_events(path, [scalar_event("loss", steps, 1.0)], append=True)
+    upload_again()
+    report = reader.reload()
     assert report.runs_reread == [] and report.bytes_read < 200
-    assert warm.store.scalars("run1", "loss").steps.tolist() == list(range(51))
+    assert reader.store.scalars("run1", "loss").steps.tolist() == list(range(steps + 1))
 
 
 def test_an_idle_reload_over_many_files_costs_one_listing(
