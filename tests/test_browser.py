@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -64,13 +65,16 @@ def browser() -> Iterator:
 
 
 @contextmanager
-def serve(logdir: Path) -> Iterator[str]:
-    """Serve ``logdir`` on a free local port in a thread; yield the base URL."""
+def serve(logdir: Path, **options: Any) -> Iterator[str]:
+    """Serve ``logdir`` on a free local port in a thread; yield the base URL.
+
+    ``options`` go to ``create_app`` (``reload_interval`` is 0.5 s unless given).
+    """
     from werkzeug.serving import make_server
 
     from kboard.server.app import create_app
 
-    app = create_app(str(logdir), reload_interval=0.5)
+    app = create_app(str(logdir), **{"reload_interval": 0.5, **options})
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -17,7 +17,7 @@ from kboard.ingest import LogdirReader
 from kboard.server.app import create_app
 
 from .conftest import scalar_event, write_events
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, browser  # noqa: F401 - the fixture
+from .test_browser import CHROMIUM, CHROMIUM_ARGS, browser, serve  # noqa: F401 - the fixture
 
 RUNS = ("a_first", "b_second", "c_third")
 
@@ -105,20 +105,11 @@ def test_kboard_serve_answers_at_once(logdir: Path, kboard_server) -> None:
 
 @contextmanager
 def _serve_paused(logdir: Path, reader: PausedReader) -> Iterator[str]:
-    from werkzeug.serving import make_server
-
-    app = create_app(str(logdir), reader=reader, reload_interval=0.5, read_first=False)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/"
-    finally:
-        reader.resume.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-        app.extensions["kboard"].live.stop()
+    with serve(logdir, reader=reader, read_first=False) as base:
+        try:
+            yield base
+        finally:
+            reader.resume.set()
 
 
 @pytest.mark.browser
