@@ -552,3 +552,33 @@ def test_tf_summary_scalars_take_the_fast_path(tmp_path) -> None:
     decoded = decode_block(block, {})
     assert decoded.fast_records >= 390  # all but the first record of each tag
     same(all_at_once(block.records()), one_by_one(block.records()))
+
+
+def _cycled(tags: list[str], steps: int) -> list[bytes]:
+    """Tags written in the same order at steps 1, 2, ..., as a training loop writes them."""
+    return [
+        scalar_event(tag, step, step * 0.25 + i, wall_time=50.0 + step).SerializeToString()
+        for step in range(1, steps + 1)
+        for i, tag in enumerate(tags)
+    ]
+
+
+def test_tags_in_a_fixed_order_are_grouped_by_their_place_in_the_cycle() -> None:
+    recs = _cycled(["loss", "acc/train", "acc/valid"], 40)
+    decoded = decode_block(read_block(io.BytesIO(b"".join(map(encode_record, recs))), 0), {})
+    assert decoded.fast_records == len(recs) - 3  # all but each tag's first record
+    same(all_at_once(recs), one_by_one(recs))
+
+
+@pytest.mark.parametrize("where", [1, 31, 118])
+def test_one_record_out_of_the_cycle_is_not_taken_for_its_neighbour(where: int) -> None:
+    # "lost" has the bytes of "loss" but for one: a cycle that is not checked whole would
+    # file this point under "loss" (or "loss"'s under "lost").
+    recs = _cycled(["loss", "acc/train", "acc/valid"], 40)
+    at = where - where % 3
+    step = at // 3 + 1
+    recs[at] = scalar_event("lost", step, 7.5, wall_time=50.0 + step).SerializeToString()
+    fast, slow = all_at_once(recs), one_by_one(recs)
+    same(fast, slow)
+    assert fast.scalars["lost"][2] == [7.5]
+    assert len(fast.scalars["loss"][0]) == 39

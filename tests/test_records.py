@@ -8,12 +8,15 @@ import tracemalloc
 from pathlib import Path
 
 import google_crc32c
+import numpy as np
 import pytest
 
 from kboard.tfevents.records import (
     HEADER_SIZE,
+    combine_equal_crcs,
     crc32c,
     encode_record,
+    frame_block,
     masked_crc32c,
     read_records,
 )
@@ -164,3 +167,47 @@ def test_zero_filled_tail_is_pending_not_corrupt() -> None:
     result = read_records(io.BytesIO(data), 0)
     assert result.records == [b"one"] and not result.problems and not result.stopped
     assert result.pending_bytes == 64
+
+
+def _many(count: int = 40) -> tuple[bytearray, list[bytes], int]:
+    """``count`` records of one length (checked together, not one by one) and their size."""
+    payloads = [b"record %04d of one length" % i for i in range(count)]
+    size = len(encode_record(payloads[0]))
+    return bytearray(b"".join(encode_record(p) for p in payloads)), payloads, size
+
+
+@pytest.mark.parametrize("count", [16, 17, 40, 1000])
+def test_crcs_combine_into_the_crc_of_the_records_end_to_end(count: int) -> None:
+    rng = np.random.default_rng(count)
+    for length in (1, 7, 46, 300):
+        rows = rng.integers(0, 256, (count, length), dtype=np.uint8)
+        each = np.array([google_crc32c.value(r.tobytes()) for r in rows], dtype=np.uint32)
+        assert combine_equal_crcs(each, length) == google_crc32c.value(rows.tobytes())
+
+
+@pytest.mark.parametrize("flip", [(5,), (3, 20), (0, 39)])
+def test_damage_in_records_of_one_length_is_found_record_by_record(flip: tuple[int, ...]) -> None:
+    # The same byte flipped in two records of one length: a check that only XORs the records
+    # together would see the two flips cancel and take both records as intact.
+    data, payloads, size = _many()
+    for i in flip:
+        data[i * size + HEADER_SIZE + 3] ^= 0x20
+    block = frame_block(bytes(data), 0)
+    assert block.records() == [p for i, p in enumerate(payloads) if i not in flip]
+    assert [(p.kind, p.offset) for p in block.problems] == [("data_crc", i * size) for i in flip]
+
+
+def test_a_wrong_stored_crc_among_many_is_found() -> None:
+    data, payloads, size = _many()
+    data[12 * size + size - 1] ^= 0x01  # the stored CRC, not the data
+    block = frame_block(bytes(data), 0)
+    assert block.records() == payloads[:12] + payloads[13:]
+    assert [p.offset for p in block.problems] == [12 * size]
+
+
+def test_a_wrong_length_crc_among_many_stops_there() -> None:
+    data, payloads, size = _many()
+    data[25 * size + 9] ^= 0x01  # the length's CRC; the length itself is intact
+    block = frame_block(bytes(data), 0)
+    assert block.records() == payloads[:25]
+    assert block.stopped and [p.kind for p in block.problems] == ["length_crc"]

@@ -132,6 +132,11 @@ def decode_block(block: Any, tag_infos: MutableMapping[str, TagInfo]) -> Decoded
             step_parts.append(steps[members])
             wall_parts.append(walls[members])
             value_parts.append(values)
+        if len(orders) == 1:  # one group's members: already in record order
+            scalars[tag] = ScalarBatch(
+                info, orders[0], step_parts[0], wall_parts[0], value_parts[0]
+            )
+            continue
         order = np.concatenate(orders)
         sort = np.argsort(order, kind="stable")
         scalars[tag] = ScalarBatch(
@@ -190,7 +195,12 @@ def _group(
     lens = rest_len[candidates]
     for length in np.unique(lens).tolist():
         members = candidates[lens == length]
-        keys = sliding_window_view(arr, length)[rest[members]]
+        keys = sliding_window_view(arr, length)[rest[members]]  # a (k, length) copy
+        # Rows padded to whole 8-byte words, so they compare and hash a word at a time.
+        width8 = -(-length // 8) * 8
+        padded = np.zeros((len(members), width8), dtype=np.uint8)
+        padded[:, :length] = keys
+        words = padded.view("<u8")
         remaining = np.arange(len(members))
         while len(remaining):
             first = remaining[0]
@@ -199,17 +209,24 @@ def _group(
                 remaining = remaining[1:]
                 continue
             offset, width = window
-            cols = np.r_[0:offset, offset + width : length]
-            sub = keys[remaining][:, cols]
-            # Hash eight bytes at a time (rows zero-padded to a multiple of 8).
-            words = np.zeros((len(sub), -(-sub.shape[1] // 8) * 8), dtype=np.uint8)
-            words[:, : sub.shape[1]] = sub
+            masked = padded[remaining]
+            masked[:, offset : offset + width] = 0  # the value bytes do not count
+            sub = masked.view("<u8")
+            cycle = _cycle(sub)
+            if cycle is not None and all(
+                value_window(keys[remaining[f]].tobytes()) == window for f in range(cycle)
+            ):
+                # Tags in a fixed order: record i is like record i - period, so each group
+                # is every period-th record.
+                for f in range(cycle):
+                    groups.append(_Group(members[remaining[f::cycle]], offset, width))
+                break
             h = np.zeros(len(remaining), dtype=np.uint64)
-            for word in words.view("<u8").T:
+            for word in sub.T:
                 h = (h * _FNV_PRIME) ^ word
             _, firsts, inverse = np.unique(h, return_index=True, return_inverse=True)
             inverse = inverse.reshape(-1)
-            same = (sub == sub[firsts[inverse]]).all(axis=1)
+            same = (sub == sub[firsts][inverse]).all(axis=1)
             # Groups whose first record has another layout of the same length wait for
             # their own turn below.
             fits = np.array(
@@ -225,7 +242,18 @@ def _group(
             if not taken[0]:
                 taken[0] = True  # never loop on a record whose layout was not grouped
             remaining = remaining[~taken]
+        del words
     return groups
+
+
+def _cycle(rows: np.ndarray) -> int | None:
+    """The period with which ``rows`` repeat exactly, when every row equals the one a period
+    before it (a file that writes its tags in the same order every step), else None."""
+    again = np.flatnonzero((rows[1:] == rows[0]).all(axis=1))
+    if not len(again):
+        return None
+    period = int(again[0]) + 1
+    return period if np.array_equal(rows[period:], rows[:-period]) else None
 
 
 def value_window(rest: bytes) -> tuple[int, int] | None:

@@ -91,28 +91,6 @@ class RecordBlock:
         return [buf[s : s + n] for s, n in zip(self.starts.tolist(), self.lengths.tolist())]
 
 
-def _crc_table() -> np.ndarray:
-    table = np.zeros(256, dtype=np.uint32)
-    for i in range(256):
-        crc = i
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-        table[i] = crc
-    return table
-
-
-_TABLE = _crc_table()
-
-
-def masked_crc32c_rows(rows: np.ndarray) -> np.ndarray:
-    """Masked CRC-32C of each row of a ``(n, k)`` uint8 array, vectorised over rows."""
-    crc = np.full(len(rows), 0xFFFFFFFF, dtype=np.uint32)
-    for j in range(rows.shape[1]):
-        crc = _TABLE[(crc ^ rows[:, j]) & 0xFF] ^ (crc >> np.uint32(8))
-    crc ^= np.uint32(0xFFFFFFFF)
-    return ((crc >> np.uint32(15)) | (crc << np.uint32(17))) + np.uint32(_MASK_DELTA)
-
-
 def frame_block(
     buf: bytes, file_offset: int, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
 ) -> RecordBlock:
@@ -129,7 +107,10 @@ def frame_block(
     if len(pos_arr):
         headers = sliding_window_view(arr, HEADER_SIZE)[pos_arr]  # no n-by-12 index array
         stored = headers[:, 8:12].copy().view("<u4").reshape(-1)
-        bad = np.flatnonzero(masked_crc32c_rows(headers[:, :8]) != stored)
+        # Records of one length have the same header: one CRC per distinct length.
+        fields, inverse = np.unique(headers[:, :8].copy().view("<u8"), return_inverse=True)
+        expected = np.array([masked_crc32c(_U64.pack(f)) for f in fields.tolist()], np.uint32)
+        bad = np.flatnonzero(expected[inverse.reshape(-1)] != stored)
         if len(bad):
             k = int(bad[0])
             pos = int(pos_arr[k])
@@ -159,13 +140,7 @@ def frame_block(
     if len(starts):
         footers = sliding_window_view(arr, FOOTER_SIZE)[starts + len_arr]
         stored = footers.copy().view("<u4").reshape(-1)
-        value = google_crc32c.value
-        crcs = [value(buf[a:b]) for a, b in zip(starts.tolist(), (starts + len_arr).tolist())]
-        computed = np.array(crcs, dtype=np.uint32)
-        computed = ((computed >> np.uint32(15)) | (computed << np.uint32(17))) + np.uint32(
-            _MASK_DELTA
-        )
-        corrupt = np.flatnonzero(computed != stored)
+        corrupt = _failed_data_crcs(buf, arr, starts, len_arr, stored)
         if len(corrupt):
             for i in corrupt.tolist():
                 at = file_offset + int(pos_arr[i])
@@ -186,6 +161,115 @@ def frame_block(
     return RecordBlock(
         buf, starts, len_arr, file_offset + pos, problems, pending, stopped, file_offset, zero_tail
     )
+
+
+def _unmask(masked: np.ndarray) -> np.ndarray:
+    rot = masked - np.uint32(_MASK_DELTA)
+    return (rot >> np.uint32(17)) | (rot << np.uint32(15))
+
+
+def _failed_data_crcs(
+    buf: bytes, arr: np.ndarray, starts: np.ndarray, lengths: np.ndarray, stored: np.ndarray
+) -> np.ndarray:
+    """Indexes of the records whose data does not match its stored (masked) CRC-32C.
+
+    Records of one length are checked together: the CRC of their data laid end to end is
+    computed once and compared with the one their stored CRCs combine to (as zlib's
+    ``crc32_combine`` does). That is a CRC-32C over all of them, so a corrupt record is
+    caught as surely as alone, and identical damage in two records does not cancel out.
+    Only a length whose check fails is checked record by record, to name the bad ones.
+    """
+    crcs = _unmask(stored)
+    by_record: list[np.ndarray] = []
+    if len(starts) < _COMBINE_MIN:
+        by_record.append(np.arange(len(starts)))
+    else:
+        kinds, inverse = np.unique(lengths, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        for which, length in enumerate(kinds.tolist()):
+            members = np.flatnonzero(inverse == which)
+            if len(members) < _COMBINE_MIN or length == 0:
+                by_record.append(members)
+                continue
+            rows = sliding_window_view(arr, length)[starts[members]]
+            if google_crc32c.value(rows.tobytes()) != combine_equal_crcs(crcs[members], length):
+                by_record.append(members)
+    if not by_record:
+        return np.empty(0, dtype=np.int64)
+    check = np.concatenate(by_record)
+    value = google_crc32c.value
+    ends = starts[check] + lengths[check]
+    computed = np.array(
+        [value(buf[a:b]) for a, b in zip(starts[check].tolist(), ends.tolist())], dtype=np.uint32
+    )
+    return np.sort(check[computed != crcs[check]])
+
+
+_COMBINE_MIN = 16  # fewer records of one length are cheaper to check one by one
+_POLY = 0x82F63B78  # CRC-32C, reflected
+
+
+def _multmodp(a: int, b: int) -> int:
+    """``a * b`` modulo the CRC polynomial (reflected bit order, as zlib's ``multmodp``)."""
+    m, p = 1 << 31, 0
+    while True:
+        if a & m:
+            p ^= b
+            if not a & (m - 1):
+                return p
+        m >>= 1
+        b = (b >> 1) ^ _POLY if b & 1 else b >> 1
+
+
+_X2N = [1 << 30]  # x^(2^k) modulo the polynomial, k = 0..31
+for _ in range(31):
+    _X2N.append(_multmodp(_X2N[-1], _X2N[-1]))
+_SHIFT_TABLES: dict[int, np.ndarray] = {}
+
+
+def _shift_table(nbytes: int) -> np.ndarray:
+    """Byte tables of the linear map ``crc -> crc * x^(8 nbytes)`` (cached per length)."""
+    table = _SHIFT_TABLES.get(nbytes)
+    if table is None:
+        factor, n, k = 1 << 31, nbytes, 3
+        while n:
+            if n & 1:
+                factor = _multmodp(_X2N[k & 31], factor)
+            n >>= 1
+            k += 1
+        columns = [_multmodp(factor, 1 << bit) for bit in range(32)]
+        values = np.arange(256, dtype=np.uint32)
+        table = np.zeros((4, 256), dtype=np.uint32)
+        for byte in range(4):
+            for bit in range(8):
+                hit = (values >> np.uint32(bit)) & np.uint32(1)
+                table[byte] ^= hit * np.uint32(columns[8 * byte + bit])
+        if len(_SHIFT_TABLES) > 4096:
+            _SHIFT_TABLES.clear()
+        _SHIFT_TABLES[nbytes] = table
+    return table
+
+
+def combine_equal_crcs(crcs: np.ndarray, length: int) -> int:
+    """The CRC-32C of pieces of ``length`` bytes laid end to end, from each piece's CRC."""
+    size = 1 << max(len(crcs) - 1, 0).bit_length()
+    # Pieces with CRC 0 in front change nothing: the sum is over each piece shifted by
+    # what follows it. Then pairs combine as ``crc(a + b) = crc(a) * x^(8 len(b)) ^ crc(b)``.
+    level = np.zeros(size, dtype=np.uint32)
+    level[size - len(crcs) :] = crcs
+    span = length
+    while len(level) > 1:
+        left, right = level[0::2], level[1::2]
+        t = _shift_table(span)
+        level = (
+            t[0][left & 0xFF]
+            ^ t[1][(left >> np.uint32(8)) & 0xFF]
+            ^ t[2][(left >> np.uint32(16)) & 0xFF]
+            ^ t[3][left >> np.uint32(24)]
+            ^ right
+        )
+        span *= 2
+    return int(level[0]) if len(level) else 0
 
 
 _SCAN_BATCH = 64  # records framed one by one before looking for a repeating pattern
