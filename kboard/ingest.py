@@ -567,6 +567,9 @@ def _runs_in_listing(
     }
 
 
+_NO_ORDER = np.empty(0, dtype=np.int64)
+
+
 class _RunBatch:
     """New data of one run in file order: scalar columns per tag, other data in order.
 
@@ -590,6 +593,8 @@ class _RunBatch:
             self.start_time = min(walls)
         cuts = [i for i, item in decoded.items if isinstance(item, Restart)]
         if not cuts:
+            for b in decoded.scalars.values():
+                b.order = _NO_ORDER  # only needed to cut at a restart: 8 bytes a point less
             self.ops.append(decoded.scalars)
             self.ops.extend(item for _, item in decoded.items)
             return
@@ -610,6 +615,14 @@ class _RunBatch:
             data.start_time is None or self.start_time < data.start_time
         ):
             data.start_time = self.start_time
+        # Room for every new point at once: no growing by steps, no unused room after.
+        incoming: dict[str, int] = {}
+        for op in self.ops:
+            if isinstance(op, dict):
+                for tag, cols in op.items():
+                    incoming[tag] = incoming.get(tag, 0) + len(cols.steps)
+        for tag, count in incoming.items():
+            txn.reserve_scalars(data, tag, count)
         for op in self.ops:
             if isinstance(op, Restart):
                 txn.restart(data, op.step)

@@ -184,6 +184,14 @@ class ScalarSeries:
             steps[order], walls[order], values[order], attempts[order], overwritten[order]
         )
 
+    def reserve(self, count: int) -> None:
+        """Make room for ``count`` more points now, exactly (appends then copy nothing)."""
+        need = self._size + count
+        if need > len(self._steps):
+            self._steps = _grow(self._steps, self._size, need)
+            self._walls = _grow(self._walls, self._size, need)
+            self._values = _grow(self._values, self._size, need)
+
     def extend(self, steps: np.ndarray, walls: np.ndarray, values: np.ndarray) -> None:
         """Append a batch in file order, applying the preemption rule."""
         if len(steps) == 0:
@@ -677,6 +685,16 @@ class WriteTxn:
             series = data.scalars[tag] = ScalarSeries()
         series.extend(steps, walls, values)
         self.changed = True
+
+    def reserve_scalars(self, data: RunData, tag: str, count: int) -> None:
+        """Make room for ``count`` points about to be added to a series (a hint).
+
+        A new series is made here, empty: :meth:`add_scalars` must follow in this write.
+        """
+        series = data.scalars.get(tag)
+        if series is None:
+            series = data.scalars[tag] = ScalarSeries()
+        series.reserve(count)
 
     def add_sample(self, data: RunData, tag: str, info: TagInfo, sample: Sample) -> None:
         kind = info.kind

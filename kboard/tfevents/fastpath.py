@@ -101,7 +101,7 @@ def decode_block(block: Any, tag_infos: MutableMapping[str, TagInfo]) -> Decoded
                 raw = sliding_window_view(arr, group.width)[starts]
                 values = raw.view("<f4" if group.width == 4 else "<f8").reshape(-1)
                 fast_parts.setdefault(items[0].tag, []).append(
-                    (items[0].info, group.members, values.astype(np.float64))
+                    (items[0].info, group.members, values.copy())  # float32 stays float32
                 )
                 continue
             for j in group.members[1:].tolist():

@@ -366,7 +366,7 @@ def read_block(
     offset: int,
     *,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-    block_bytes: int = 2 * 1024 * 1024,  # bigger blocks: more decoding memory at once, no faster
+    block_bytes: int = 1024 * 1024,  # bigger blocks: more decoding memory at once, no faster
 ) -> RecordBlock:
     """Read and frame the records from ``offset``: up to about ``block_bytes`` of them.
 
