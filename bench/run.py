@@ -78,6 +78,20 @@ def blocked_tf_dir(parent: str) -> str:
     return str(package.parent)
 
 
+def compile_kboard() -> None:
+    """Compile kboard's modules to bytecode, as ``pip install`` does for an installed package.
+
+    TensorBoard is measured as installed, bytecode and all; an editable checkout run with
+    ``PYTHONDONTWRITEBYTECODE`` (as some sandboxes set it) would otherwise compile every
+    module at every start (0.46 s of imports instead of 0.31 s here).
+    """
+    import compileall
+
+    import kboard
+
+    compileall.compile_dir(os.path.dirname(kboard.__file__), quiet=1)
+
+
 def tensorflow_importable() -> bool:
     """Whether TensorFlow can be imported here (without importing it: that takes seconds)."""
     import importlib.util
@@ -373,6 +387,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", dest="json_out", help="also write the results here")
     args = parser.parse_args(argv)
     targets = {k: float(v) for k, v in (part.split("=") for part in args.targets.split(","))}
+    compile_kboard()
     writers = args.writer or ("both" if tensorflow_importable() else "bench")
     writers_list = ["bench", "tf"] if writers == "both" else [writers]
 

@@ -198,7 +198,8 @@ class ScalarSeries:
             return
         steps = np.asarray(steps, dtype=np.int64)
         walls = np.asarray(walls, dtype=np.float64)
-        values = np.asarray(values, dtype=np.float64)
+        with np.errstate(invalid="ignore"):  # float32 in: a signalling NaN quietens
+            values = np.asarray(values, dtype=np.float64)
         rising = np.diff(steps)
         if (not self._size or steps[0] > self._steps[self._size - 1]) and (rising > 0).all():
             self._append(steps, walls, values)  # the common case: nothing is replaced

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from kboard.tfevents.events import Datum, DecodeProblem, Kind, Restart, TagInfo, decode_record
+from kboard.tfevents.records import windows
 
 _WALL_STEP_PREFIX = 10  # 0x09 + 8-byte wall_time + 0x10 (the step varint's tag)
 # Two per width: a value that is not read from the window (a constant tensor_content before a
@@ -51,6 +51,19 @@ class DecodedBlock:
     items: list[tuple[int, Datum | Restart]]  # (record index, item), in record order
     problems: list[tuple[int, DecodeProblem]]
     fast_records: int = 0  # how many records numpy decoded (the rest went one by one)
+
+
+# Layouts the probe has passed: an event's bytes after the step with the value zeroed, where
+# the value is, and the tag and tag info decoding gave. The same bytes in the same tag state
+# decode the same way, but for the value: later blocks (and runs) skip the probe for them.
+_VERIFIED: dict[tuple[bytes, int, int], tuple[str, TagInfo]] = {}
+_VERIFIED_MAX = 4096
+
+
+def _layout_key(arr: np.ndarray, start: int, length: int, group: _Group) -> tuple[bytes, int, int]:
+    row = bytearray(arr[start : start + length].tobytes())
+    row[group.offset : group.offset + group.width] = bytes(group.width)
+    return bytes(row), group.offset, group.width
 
 
 @dataclass
@@ -85,24 +98,35 @@ def decode_block(block: Any, tag_infos: MutableMapping[str, TagInfo]) -> Decoded
     # before the records that rely on it.
     queue = np.flatnonzero(~grouped).tolist() + list(first_of)
     heapq.heapify(queue)
+
+    taken: list[tuple[_Group, str, TagInfo]] = []  # values read below, one gather per width
+
+    def take(group: _Group, tag: str, info: TagInfo) -> None:
+        taken.append((group, tag, info))
+
     while queue:
         i = heapq.heappop(queue)
+        group = first_of.pop(i, None)
+        key = None
+        if group is not None:
+            key = _layout_key(arr, int(rest[i]), int(rest_len[i]), group)
+            known = _VERIFIED.get(key)
+            if known is not None and tag_infos.get(known[0]) == known[1]:
+                take(group, *known)  # a layout the probe passed, in the same tag state
+                continue
         data = block.record(i)
         items, probs = decode_record(data, tag_infos)
         problems.extend((i, p) for p in probs)
-        group = first_of.pop(i, None)
         if group is not None:
             at = int(rest[i] - block.starts[i]) + group.offset
             if _is_value_at(data, items, at, group.width, tag_infos) and (
                 items[0].step,
                 items[0].wall_time,
             ) == (int(steps[i]), float(walls[i])):
-                starts = rest[group.members] + group.offset
-                raw = sliding_window_view(arr, group.width)[starts]
-                values = raw.view("<f4" if group.width == 4 else "<f8").reshape(-1)
-                fast_parts.setdefault(items[0].tag, []).append(
-                    (items[0].info, group.members, values.copy())  # float32 stays float32
-                )
+                take(group, items[0].tag, items[0].info)
+                if len(_VERIFIED) >= _VERIFIED_MAX:
+                    _VERIFIED.clear()
+                _VERIFIED[key] = (items[0].tag, items[0].info)
                 continue
             for j in group.members[1:].tolist():
                 heapq.heappush(queue, j)
@@ -116,6 +140,15 @@ def decode_block(block: Any, tag_infos: MutableMapping[str, TagInfo]) -> Decoded
             else:
                 items_out.append((i, item))
 
+    for width in (4, 8):
+        parts = [t for t in taken if t[0].width == width]
+        if not parts:
+            continue
+        starts = np.concatenate([rest[g.members] + g.offset for g, _, _ in parts])
+        values = windows(arr, width)[starts].view("<f4" if width == 4 else "<f8").reshape(-1)
+        bounds = np.cumsum([len(g.members) for g, _, _ in parts])[:-1]
+        for (group, tag, info), vals in zip(parts, np.split(values, bounds)):
+            fast_parts.setdefault(tag, []).append((info, group.members, vals))
     scalars: dict[str, ScalarBatch] = {}
     for tag in {*slow_scalars, *fast_parts}:
         orders, step_parts, wall_parts, value_parts = [], [], [], []
@@ -139,12 +172,14 @@ def decode_block(block: Any, tag_infos: MutableMapping[str, TagInfo]) -> Decoded
             continue
         order = np.concatenate(orders)
         sort = np.argsort(order, kind="stable")
+        with np.errstate(invalid="ignore"):  # a signalling NaN quietens, as float() does
+            values = np.concatenate([v.astype(np.float64) for v in value_parts])
         scalars[tag] = ScalarBatch(
             info,
             order[sort],
             np.concatenate(step_parts)[sort],
             np.concatenate(wall_parts)[sort],
-            np.concatenate(value_parts)[sort],
+            values[sort],
         )
     items_out.sort(key=lambda pair: pair[0])
     problems.sort(key=lambda pair: pair[0])
@@ -162,7 +197,7 @@ def _common_prefix(
     ok &= arr[safe] == 0x09
     ok &= arr[np.minimum(safe + 9, size - 1)] == 0x10
     if size >= 9:  # the 8 bytes after each 0x09, without an n-by-8 index array
-        head = sliding_window_view(arr, 8)[np.minimum(safe + 1, size - 8)]
+        head = windows(arr, 8)[np.minimum(safe + 1, size - 8)]
     else:
         head = arr[np.minimum(safe[:, None] + np.arange(1, 9), size - 1)]
     walls = head.view("<f8").reshape(-1)
@@ -195,12 +230,11 @@ def _group(
     lens = rest_len[candidates]
     for length in np.unique(lens).tolist():
         members = candidates[lens == length]
-        keys = sliding_window_view(arr, length)[rest[members]]  # a (k, length) copy
+        keys = windows(arr, length)[rest[members]]  # a (k, length) copy
         # Rows padded to whole 8-byte words, so they compare and hash a word at a time.
         width8 = -(-length // 8) * 8
         padded = np.zeros((len(members), width8), dtype=np.uint8)
         padded[:, :length] = keys
-        words = padded.view("<u8")
         remaining = np.arange(len(members))
         while len(remaining):
             first = remaining[0]
@@ -214,7 +248,7 @@ def _group(
             sub = masked.view("<u8")
             cycle = _cycle(sub)
             if cycle is not None and all(
-                value_window(keys[remaining[f]].tobytes()) == window for f in range(cycle)
+                _fits(keys[remaining[f]], masked[f], window) for f in range(cycle)
             ):
                 # Tags in a fixed order: record i is like record i - period, so each group
                 # is every period-th record.
@@ -229,9 +263,7 @@ def _group(
             same = (sub == sub[firsts][inverse]).all(axis=1)
             # Groups whose first record has another layout of the same length wait for
             # their own turn below.
-            fits = np.array(
-                [value_window(keys[remaining[f]].tobytes()) == window for f in firsts.tolist()]
-            )
+            fits = np.array([_fits(keys[remaining[f]], masked[f], window) for f in firsts.tolist()])
             taken = same & fits[inverse]
             chosen = np.flatnonzero(taken)
             chosen = chosen[np.argsort(inverse[chosen], kind="stable")]  # by group, in order
@@ -242,8 +274,27 @@ def _group(
             if not taken[0]:
                 taken[0] = True  # never loop on a record whose layout was not grouped
             remaining = remaining[~taken]
-        del words
     return groups
+
+
+# Rows known to have their value at a window: (the row with that window zeroed, window).
+# The bytes in the value's window are skipped by the parse, so any row equal to a known one
+# outside the window has its value there too. (Only positives are kept: when the window is
+# not the value, the bytes in it may well matter.)
+_FITS: set[tuple[bytes, tuple[int, int]]] = set()
+
+
+def _fits(raw: np.ndarray, masked: np.ndarray, window: tuple[int, int]) -> bool:
+    """Whether ``value_window`` of the row ``raw`` is ``window`` (``masked``: it zeroed there)."""
+    key = (masked.tobytes(), window)
+    if key in _FITS:
+        return True
+    if value_window(raw.tobytes()) != window:
+        return False
+    if len(_FITS) >= _VERIFIED_MAX:
+        _FITS.clear()
+    _FITS.add(key)
+    return True
 
 
 def _cycle(rows: np.ndarray) -> int | None:

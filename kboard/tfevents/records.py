@@ -14,7 +14,6 @@ from typing import BinaryIO
 
 import google_crc32c
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 HEADER_SIZE = 12
 FOOTER_SIZE = 4
@@ -91,6 +90,15 @@ class RecordBlock:
         return [buf[s : s + n] for s, n in zip(self.starts.tolist(), self.lengths.tolist())]
 
 
+def windows(arr: np.ndarray, width: int) -> np.ndarray:
+    """Every ``width``-byte window of the byte array ``arr``, as rows (a view, no copy).
+
+    What ``numpy.lib.stride_tricks.sliding_window_view`` gives, without its checks: it is
+    called for every block and group, where those cost more than the indexing after it.
+    """
+    return np.ndarray((max(len(arr) - width + 1, 0), width), np.uint8, arr, 0, (1, 1))
+
+
 def frame_block(
     buf: bytes, file_offset: int, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
 ) -> RecordBlock:
@@ -105,7 +113,7 @@ def frame_block(
     pos_arr = positions
     len_arr = lengths
     if len(pos_arr):
-        headers = sliding_window_view(arr, HEADER_SIZE)[pos_arr]  # no n-by-12 index array
+        headers = windows(arr, HEADER_SIZE)[pos_arr]  # no n-by-12 index array
         stored = headers[:, 8:12].copy().view("<u4").reshape(-1)
         # Records of one length have the same header: one CRC per distinct length.
         fields, inverse = np.unique(headers[:, :8].copy().view("<u8"), return_inverse=True)
@@ -138,7 +146,7 @@ def frame_block(
         )
     starts = pos_arr + HEADER_SIZE
     if len(starts):
-        footers = sliding_window_view(arr, FOOTER_SIZE)[starts + len_arr]
+        footers = windows(arr, FOOTER_SIZE)[starts + len_arr]
         stored = footers.copy().view("<u4").reshape(-1)
         corrupt = _failed_data_crcs(buf, arr, starts, len_arr, stored)
         if len(corrupt):
@@ -191,7 +199,7 @@ def _failed_data_crcs(
             if len(members) < _COMBINE_MIN or length == 0:
                 by_record.append(members)
                 continue
-            rows = sliding_window_view(arr, length)[starts[members]]
+            rows = windows(arr, length)[starts[members]]
             if google_crc32c.value(rows.tobytes()) != combine_equal_crcs(crcs[members], length):
                 by_record.append(members)
     if not by_record:
@@ -308,7 +316,7 @@ def _record_positions(
         starts, predicted = starts[fits], predicted[fits]
         if not len(starts):
             continue
-        fields = sliding_window_view(arr, 8)[starts].view("<u8").reshape(-1)
+        fields = windows(arr, 8)[starts].view("<u8").reshape(-1)
         wrong = np.flatnonzero(fields != (predicted - overhead).astype(np.uint64))
         keep = int(wrong[0]) if len(wrong) else len(starts)
         if keep:
