@@ -51,6 +51,7 @@ LAYERS: dict[str, int] = {
     "kboard.server.live": 9,
     "kboard.server.auth": 9,
     "kboard.server.streams": 9,
+    "kboard.server.memory": 9,
     "kboard.server.context": 10,
     "kboard.server.api": 11,
     "kboard.server.compat": 11,

@@ -17,6 +17,7 @@ from kboard.server import api, compat, hparams, views
 from kboard.server.auth import PathPrefix, TokenAuth, normalize_prefix
 from kboard.server.context import Serving, serving
 from kboard.server.live import LiveReloader
+from kboard.server.memory import release_free_memory
 from kboard.server.responses import json_error
 from kboard.server.streams import DEFAULT_MAX_STREAMS, StreamHub
 
@@ -113,6 +114,7 @@ def _first_read(reader: LogdirReader) -> None:
         log.exception("first read of the logdir failed")
     finally:
         reader.progress.end()
+        release_free_memory()  # what reading needed for a while is not kept
 
 
 def host_allowlist(host: str, names: Iterable[str] = ()) -> frozenset[str] | None:

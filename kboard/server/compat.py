@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import BadRequest
 
-from kboard.jsonsafe import cleanse, float_list
+from kboard.jsonsafe import cleanse, point_rows_json
 from kboard.provider import DataProvider, NotFound
 from kboard.server.context import provider, serving
 from kboard.server.responses import blob_response, json_error, json_response
@@ -37,15 +37,6 @@ def tb_tags(data: DataProvider, kind: Kind) -> dict[str, dict[str, dict[str, Any
         }
         for run, tags in data.tags(kind).items()
     }
-
-
-def tb_scalars(data: DataProvider, run: str, tag: str) -> list[list[Any]]:
-    """Every point as ``[wall_time, step, value]``."""
-    cols = data.scalars(run, tag)
-    return [
-        list(point)
-        for point in zip(float_list(cols.wall_times), cols.steps.tolist(), float_list(cols.values))
-    ]
 
 
 def _lookup(kind: Kind) -> tuple[str, str, DataProvider]:
@@ -94,7 +85,9 @@ def scalars() -> Response:
         writer.writerow(["Wall time", "Step", "Value"])
         writer.writerows(zip(cols.wall_times.tolist(), cols.steps.tolist(), cols.values.tolist()))
         return Response(out.getvalue(), mimetype="text/csv")
-    return json_response(tb_scalars(data, run, tag))
+    cols = data.scalars(run, tag)
+    body = point_rows_json(cols.wall_times, cols.steps, cols.values)
+    return Response(body, mimetype="application/json")
 
 
 @bp.get("/plugin/histograms/tags")

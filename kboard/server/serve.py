@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import logging
 import os
@@ -20,6 +19,7 @@ import click
 from kboard.provider import StorageError, logdir_label, logdir_roots, not_a_directory
 from kboard.server.app import create_app
 from kboard.server.auth import choose_token, is_loopback, normalize_prefix
+from kboard.server.memory import tune_malloc
 from kboard.server.streams import DEFAULT_MAX_STREAMS, serve_streams_from_event_loop
 
 log = logging.getLogger("kboard")
@@ -27,7 +27,6 @@ DEFAULT_PORT = 6006
 PORT_TRIES = 10
 # Connections for data requests (keep-alive pages and scripts) on top of the open streams.
 CONNECTIONS_BEYOND_STREAMS = 1000
-M_ARENA_MAX = -8  # mallopt(3)'s parameter number, from glibc's malloc.h
 
 
 def bind_socket(host: str, port: int | None) -> socket.socket:
@@ -89,7 +88,7 @@ def serve_forever(
     """
     import waitress
 
-    _one_malloc_arena()
+    tune_malloc()
     try:
         token, generated = choose_token(host, token, no_auth)
         path_prefix = normalize_prefix(path_prefix)
@@ -177,23 +176,6 @@ def _say_where(
             f"kboard {label}: serving at {url} (Ctrl-C stops); open it with ?token= and the "
             "token you gave, or send it as 'Authorization: Bearer TOKEN'"
         )
-
-
-def _one_malloc_arena() -> None:
-    """Have every thread allocate from glibc's one main arena (``MALLOC_ARENA_MAX=1``).
-
-    Each of waitress's worker threads (and the reader) would otherwise get an arena of its
-    own, which keeps what a large answer freed: ten answers of 10,000 points on ten threads
-    held 17 MB more, for nothing (the GIL serialises the allocations anyway). Set
-    ``MALLOC_ARENA_MAX`` to choose otherwise; elsewhere than glibc this does nothing.
-    """
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(M_ARENA_MAX, 1)
 
 
 def _allow_open_files(count: int) -> None:
