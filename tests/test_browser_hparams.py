@@ -215,12 +215,19 @@ def test_runs_table_without_hparams_and_2000_rows(open_page, tmp_path: Path) -> 
     assert elapsed < 5, f"two sorts of 2,000 rows took {elapsed:.1f} s"
     # Scrolling to the end draws the last rows.
     page.eval_on_selector("#panel-hparams .kb-hp-scroll", "s => s.scrollTop = s.scrollHeight")
-    page.wait_for_function(
-        f"() => [...document.querySelectorAll('{ROWS}')].some(r => r.children[0] && "
-        "r.querySelector('td') && r.parentNode.lastChild.previousSibling === r)"
+    # The rows drawn follow the scroll on a later frame: wait for the smallest value (each
+    # run's is distinct, 0 the least) to be the last row drawn.
+    column = page.eval_on_selector_all(
+        "#panel-hparams thead tr:first-child th",
+        "ths => ths.findIndex(th => th.dataset.column === 's:loss:max')",
     )
-    last = column_values(page, "s:loss:max")[-1]
-    assert last == "0"
+    page.wait_for_function(
+        "([sel, i]) => { const rows = document.querySelectorAll(sel);"
+        " return rows.length > 0 && rows[rows.length - 1].children[i].textContent === '0'; }",
+        arg=[ROWS, column],
+        timeout=10_000,
+    )
+    assert column_values(page, "s:loss:max")[-1] == "0"
     watched.assert_clean()
 
 
