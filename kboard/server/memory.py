@@ -23,7 +23,7 @@ TRIM_THRESHOLD = 2 * MMAP_THRESHOLD
 def _libc_function(name: str) -> Callable[..., int] | None:
     try:
         return getattr(ctypes.CDLL(None), name)
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # no such function; Windows has no CDLL(None)
         return None
 
 
