@@ -267,9 +267,9 @@ class ScalarSeries:
                 if start < k:
                     self._attempts.extend(n + start, int(attempts[start]))
         if self._steps.dtype != np.int64 and not _fits_int32(steps):
-            self._steps = _widen(self._steps, n, np.int64)
+            self._steps = _grow(self._steps, n, len(self._steps), np.int64)
         if self._values.dtype != np.float64 and not _exact_in_float32(values):
-            self._values = _widen(self._values, n, np.float64)
+            self._values = _grow(self._values, n, len(self._values), np.float64)
         if n + k > len(self._steps):
             # Grow by a quarter: amortised appends, and at most a quarter of the room unused.
             capacity = max(n + k, len(self._steps) + len(self._steps) // 4, 64)
@@ -313,16 +313,13 @@ def _exact_in_float32(values: np.ndarray) -> bool:
         return bool(np.array_equal(values.astype(np.float32), values, equal_nan=True))
 
 
-def _widen(col: np.ndarray, used: int, dtype: type) -> np.ndarray:
-    """``col`` in a wider dtype, same capacity: only the used part is converted (the room
-    after it holds whatever the allocator left, a signalling NaN's bits included)."""
-    out = np.empty(len(col), dtype=dtype)
-    out[:used] = col[:used]
-    return out
+def _grow(col: np.ndarray, used: int, capacity: int, dtype: type | None = None) -> np.ndarray:
+    """``col`` with room for ``capacity`` points (in a wider ``dtype`` when given).
 
-
-def _grow(col: np.ndarray, used: int, capacity: int) -> np.ndarray:
-    out = np.empty(capacity, dtype=col.dtype)
+    Only the used part is copied: the room after it holds whatever the allocator left (a
+    signalling NaN's bits included, which a conversion would warn about).
+    """
+    out = np.empty(capacity, dtype=dtype or col.dtype)
     out[:used] = col[:used]
     return out
 
