@@ -78,14 +78,13 @@ def scalar_tags() -> Response:
 @bp.get("/plugin/scalars/scalars")
 def scalars() -> Response:
     run, tag, data = _lookup(Kind.SCALARS)
+    cols = data.scalars(run, tag)
     if request.args.get("format") == "csv":
-        cols = data.scalars(run, tag)
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(["Wall time", "Step", "Value"])
         writer.writerows(zip(cols.wall_times.tolist(), cols.steps.tolist(), cols.values.tolist()))
         return Response(out.getvalue(), mimetype="text/csv")
-    cols = data.scalars(run, tag)
     body = point_rows_json(cols.wall_times, cols.steps, cols.values)
     return Response(body, mimetype="application/json")
 

@@ -100,10 +100,6 @@ def decode_block(block: Any, tag_infos: MutableMapping[str, TagInfo]) -> Decoded
     heapq.heapify(queue)
 
     taken: list[tuple[_Group, str, TagInfo]] = []  # values read below, one gather per width
-
-    def take(group: _Group, tag: str, info: TagInfo) -> None:
-        taken.append((group, tag, info))
-
     while queue:
         i = heapq.heappop(queue)
         group = first_of.pop(i, None)
@@ -112,7 +108,7 @@ def decode_block(block: Any, tag_infos: MutableMapping[str, TagInfo]) -> Decoded
             key = _layout_key(arr, int(rest[i]), int(rest_len[i]), group)
             known = _VERIFIED.get(key)
             if known is not None and tag_infos.get(known[0]) == known[1]:
-                take(group, *known)  # a layout the probe passed, in the same tag state
+                taken.append((group, *known))  # a layout the probe passed, same tag state
                 continue
         data = block.record(i)
         items, probs = decode_record(data, tag_infos)
@@ -123,7 +119,7 @@ def decode_block(block: Any, tag_infos: MutableMapping[str, TagInfo]) -> Decoded
                 items[0].step,
                 items[0].wall_time,
             ) == (int(steps[i]), float(walls[i])):
-                take(group, items[0].tag, items[0].info)
+                taken.append((group, items[0].tag, items[0].info))
                 if len(_VERIFIED) >= _VERIFIED_MAX:
                     _VERIFIED.clear()
                 _VERIFIED[key] = (items[0].tag, items[0].info)
